@@ -1,0 +1,65 @@
+/* Register-blocked direct convolution microkernels. Plain C, no Python.h.
+ *
+ * One routine, `fc_conv_tiles_*`, serves the forward pass and the data gradient: it computes
+ * a block of output rows for up to FC_KB output channels as
+ *
+ *     y[kb, i, j] (+)= sum_{c < C, t < ntaps} w[c, t, kb] * x[c*ldc + i*row_step + j + tap[t]]
+ *
+ * over a prepared input x (zero-padded, and for column stride > 1 split into column phases, so
+ * that consecutive output columns read consecutive input elements). Each tile is FC_KB output
+ * channels x 2 SIMD vectors of output columns, held in 12 accumulators for the whole c, t sum
+ * (Zhang, Franchetti and Low, ICML 2018). Reads may run up to 2 vectors past the last column
+ * of a row: the prepared buffers carry that much slack at their end.
+ *
+ * `fc_conv_wgrad_*` is the weight gradient, vectorised along output columns:
+ *
+ *     dw[kb, c, t] += sum_{i, j} dy[kb*ldk + i*ldy_row + j] * x[c*ldc + i*row_step + j + tap[t]]
+ *
+ * for FC_WK output channels x FC_WT taps at a time, summed over a block of rows.
+ *
+ * Each routine exists for float and double, compiled twice: for AVX2+FMA (chosen at run time
+ * when the CPU has it) and for the baseline instruction set (any compiler vectorises it).
+ */
+#ifndef FASTCNN_CONV_H
+#define FASTCNN_CONV_H
+
+#include <stddef.h>
+
+#define FC_KB 6 /* output channels per forward tile */
+#define FC_WK 4 /* output channels per weight-gradient tile */
+#define FC_WT 3 /* taps per weight-gradient tile */
+
+typedef struct {
+    ptrdiff_t C;          /* input channels summed over */
+    ptrdiff_t ntaps;      /* kernel taps (R*S, or fewer for one phase of a strided gradient) */
+    const ptrdiff_t *tap; /* element offset of each tap from the window origin */
+    ptrdiff_t ldc;        /* channel pitch of x */
+    ptrdiff_t row_step;   /* x offset between consecutive output rows */
+    ptrdiff_t rows, cols; /* output rows and columns to compute */
+    ptrdiff_t ldk;        /* y channel pitch */
+    ptrdiff_t ldy_row;    /* y row pitch */
+    ptrdiff_t y_col_step; /* y element step between output columns (1, or the stride) */
+} fc_conv_geom;
+
+/* Which instruction set the routines below use: 1 = AVX2+FMA, 0 = baseline. */
+int fc_conv_select(int want_simd);
+const char *fc_conv_path(void);
+
+/* wk: packed weights [C][ntaps][kb]; bias: kb values added once (NULL: none);
+   accumulate: add into y instead of overwriting it. */
+void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kb,
+                       const float *bias, int accumulate, float *y);
+void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kb,
+                       const double *bias, int accumulate, double *y);
+
+/* dw: [kb][C][ntaps], added into. rows/cols/ldy_row/ldk of g describe dy. */
+void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, int kb,
+                       float *dw);
+void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,
+                       double *dw);
+
+/* Flush denormals to zero (FTZ/DAZ) for the calling thread; returns the state to restore. */
+unsigned fc_denormals_off(void);
+void fc_denormals_restore(unsigned state);
+
+#endif

@@ -1,0 +1,27 @@
+cdef extern from "conv.h" nogil:
+    enum:
+        FC_KB
+        FC_WK
+    ctypedef struct fc_conv_geom:
+        Py_ssize_t C
+        Py_ssize_t ntaps
+        const Py_ssize_t *tap
+        Py_ssize_t ldc
+        Py_ssize_t row_step
+        Py_ssize_t rows
+        Py_ssize_t cols
+        Py_ssize_t ldk
+        Py_ssize_t ldy_row
+        Py_ssize_t y_col_step
+    int fc_conv_select(int want_simd)
+    const char *fc_conv_path()
+    void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kb,
+                           const float *bias, int accumulate, float *y)
+    void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kb,
+                           const double *bias, int accumulate, double *y)
+    void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, int kb,
+                           float *dw)
+    void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,
+                           double *dw)
+    unsigned fc_denormals_off()
+    void fc_denormals_restore(unsigned state)

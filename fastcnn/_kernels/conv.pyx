@@ -1,0 +1,392 @@
+"""Direct 2-D convolution (cross-correlation) and its two gradients: blocking and threads.
+
+Arrays are C-contiguous, one float dtype (float32 or float64), with sizes already checked by
+fastcnn.functional: x__nchw (N, C, H, W), w__kcrs (K, C/G, R, S), y__nkpq (N, K, P, Q);
+padding is given per side as top/left (bottom/right follow from the output size).
+
+The arithmetic is in csrc/conv.c (register-blocked SIMD microkernels, see conv.h). This file
+prepares their operands and splits the work over OpenMP threads:
+
+  _prepare    copies x once into a zero-padded buffer whose rows are split into column phases
+              (for column stride sw, phase f holds columns f, f+sw, ...), so that neighbouring
+              output columns read neighbouring elements for any stride and dilation. Buffer
+              size: one padded copy of the input (+ a few elements of slack at the end).
+  _pack       copies w into blocks of FC_KB output channels, [C/G][R*S][FC_KB] each, the order
+              in which the forward microkernel reads them.
+  forward     one task = (image, group, block of FC_KB output channels, block of rows).
+  backward_data (stride 1) is a forward pass over the padded output gradient with the
+              weights flipped and transposed (Georganas et al., SC18). With a stride > 1
+              each task scatters into one input-gradient plane (_backward_data_plane).
+  backward_weight one task = (slot, group, block of FC_WK output channels); slot s sums
+              images s, s + NSLOT, ... into its own partial gradient, and the partials are
+              added in a fixed order at the end: no two threads write the same element, and
+              the result does not depend on the thread count.
+Each task turns denormals off (FTZ/DAZ) for its thread and restores the caller's state.
+"""
+import os
+
+import numpy as np
+
+from cython.parallel cimport prange
+from cython cimport floating
+from libc.string cimport memset
+
+cdef Py_ssize_t SLACK = 32   # elements a microkernel may read past the end of a row
+cdef Py_ssize_t TILE_PIXELS = 256   # output pixels per forward task (rows x columns)
+cdef Py_ssize_t WGRAD_PIXELS = 512  # output-gradient pixels per weight-gradient row block
+cdef Py_ssize_t NSLOT = 2
+
+
+def select_path(str path):
+    """Use the SIMD ('avx2+fma', when the CPU has it) or the 'generic' microkernels."""
+    if path not in ("simd", "generic"):
+        raise ValueError(f"path must be 'simd' or 'generic', got {path!r}")
+    fc_conv_select(path == "simd")
+    return fc_conv_path().decode()
+
+
+def kernel_path():
+    """The instruction set the convolution microkernels use now."""
+    return fc_conv_path().decode()
+
+
+select_path("generic" if os.environ.get("FASTCNN_SIMD") == "generic" else "simd")
+
+
+# ----------------------------------------------------------------------------- operand prep
+
+cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # floor(a / b) for b > 0 and any sign of a (C division truncates toward zero).
+    if a >= 0:
+        return a // b
+    return -((-a + b - 1) // b)
+
+
+cdef inline Py_ssize_t _first(Py_ssize_t pad, Py_ssize_t offset, Py_ssize_t stride) noexcept nogil:
+    # Smallest output position p >= 0 with p*stride - pad + offset >= 0.
+    cdef Py_ssize_t p = -_floor_div(offset - pad, stride)
+    return p if p > 0 else 0
+
+
+cdef inline Py_ssize_t _stop(Py_ssize_t size, Py_ssize_t pad, Py_ssize_t offset,
+                             Py_ssize_t stride, Py_ssize_t out) noexcept nogil:
+    # One past the largest output position p < out with p*stride - pad + offset < size.
+    cdef Py_ssize_t p = _floor_div(size - 1 + pad - offset, stride) + 1
+    return p if p < out else out
+
+
+cdef class _Prepared:
+    """Geometry of a prepared (padded, phase-split) copy of an (N, C, H, W) array."""
+    cdef public Py_ssize_t rows, phases, phase_len, row_pitch, plane
+    cdef public object buffer
+
+    def __init__(self, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t phases, Py_ssize_t NC,
+                 dtype):
+        self.rows = rows
+        self.phases = phases
+        self.phase_len = (cols + phases - 1) // phases
+        self.row_pitch = phases * self.phase_len
+        self.plane = rows * self.row_pitch
+        self.buffer = np.empty(NC * self.plane + SLACK, dtype=dtype)
+
+
+cdef void _prepare_plane(const floating *src, floating *dst, Py_ssize_t H, Py_ssize_t W,
+                         Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows, Py_ssize_t phases,
+                         Py_ssize_t phase_len) noexcept nogil:
+    # dst[a, f, b] = src[a - top, b*phases + f - left], zero outside src.
+    cdef Py_ssize_t a, f, b, h, w
+    cdef floating *d
+    for a in range(rows):
+        h = a - top
+        for f in range(phases):
+            d = dst + (a * phases + f) * phase_len
+            if h < 0 or h >= H:
+                memset(d, 0, phase_len * sizeof(floating))
+                continue
+            for b in range(phase_len):
+                w = b * phases + f - left
+                d[b] = src[h * W + w] if 0 <= w < W else 0
+
+
+cdef _Prepared _prepare(const floating[:, :, :, ::1] src, Py_ssize_t top, Py_ssize_t left,
+                        Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t phases, int n_threads):
+    cdef Py_ssize_t NC = src.shape[0] * src.shape[1], H = src.shape[2], W = src.shape[3]
+    cdef Py_ssize_t plane
+    cdef _Prepared prep = _Prepared(rows, cols, phases, NC,
+                                    np.float32 if floating is float else np.float64)
+    cdef floating[::1] buf = prep.buffer
+    cdef const floating *s = &src[0, 0, 0, 0]
+    cdef floating *d = &buf[0]
+    cdef Py_ssize_t pplane = prep.plane, plen = prep.phase_len
+    memset(d + NC * pplane, 0, SLACK * sizeof(floating))
+    for plane in prange(NC, nogil=True, schedule="static", num_threads=n_threads):
+        _prepare_plane(s + plane * H * W, d + plane * pplane, H, W, top, left, rows, phases,
+                       plen)
+    return prep
+
+
+def _taps(_Prepared prep, Py_ssize_t R, Py_ssize_t S, Py_ssize_t dh, Py_ssize_t dw):
+    """Offset of each kernel tap (r, s) from the window origin in a prepared buffer."""
+    taps = np.empty(R * S, dtype=np.intp)
+    for r in range(R):
+        for s in range(S):
+            taps[r * S + s] = (r * dh * prep.row_pitch + (s * dw) % prep.phases * prep.phase_len
+                               + (s * dw) // prep.phases)
+    return taps
+
+
+def _pack(w__kcrs, Py_ssize_t groups):
+    """Weights (K, C/G, R, S) -> for each group, blocks of FC_KB of its output channels, each
+    [C/G][R*S][kb], flat: block (g, b) starts at (g*K/G + b*FC_KB) * C/G*R*S."""
+    K, Cg, R, S = w__kcrs.shape
+    Kg = K // groups
+    blocks = [w__kcrs[k0:min(k0 + FC_KB, kg_end)].reshape(-1, Cg * R * S).T.ravel()
+              for kg_end in range(Kg, K + 1, Kg) for k0 in range(kg_end - Kg, kg_end, FC_KB)]
+    return np.ascontiguousarray(np.concatenate(blocks))
+
+
+# ---------------------------------------------------------------------------------- forward
+
+cdef void _tiles(const fc_conv_geom *g, const floating *x, const floating *wk, int kb,
+                 const floating *bias, floating *y) noexcept nogil:
+    cdef unsigned csr = fc_denormals_off()
+    if floating is float:
+        fc_conv_tiles_f32(g, x, wk, kb, bias, 0, y)
+    else:
+        fc_conv_tiles_f64(g, x, wk, kb, bias, 0, y)
+    fc_denormals_restore(csr)
+
+
+cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating[::1] wpack,
+                      const floating *bias, floating *y, Py_ssize_t N, Py_ssize_t G,
+                      Py_ssize_t Cg, Py_ssize_t Kg, Py_ssize_t P, Py_ssize_t Q,
+                      Py_ssize_t row_step, int n_threads):
+    # y[n, g*Kg + k, :, :] = sum over the group's Cg prepared channels; one task per
+    # (image, group, channel block, row block), rows and tasks independent.
+    cdef floating[::1] buf = prep.buffer
+    cdef const floating *x = &buf[0]
+    cdef const floating *wp = &wpack[0]
+    cdef Py_ssize_t kblocks = (Kg + FC_KB - 1) // FC_KB
+    cdef Py_ssize_t rb = max(1, min(P, TILE_PIXELS // max(Q, 1)))
+    cdef Py_ssize_t rblocks = (P + rb - 1) // rb
+    cdef Py_ssize_t ntasks = N * G * kblocks * rblocks, K = G * Kg
+    cdef Py_ssize_t task, n, g, kblk, rblk, k0, p0
+    cdef int kb
+    cdef fc_conv_geom geo
+    geo.C = Cg
+    geo.ntaps = taps.shape[0]
+    geo.tap = &taps[0]
+    geo.ldc = prep.plane
+    geo.row_step = row_step
+    geo.cols = Q
+    geo.ldk = P * Q
+    geo.ldy_row = Q
+    geo.y_col_step = 1
+    cdef fc_conv_geom *gp
+    for task in prange(ntasks, nogil=True, schedule="static", num_threads=n_threads):
+        rblk = task % rblocks
+        kblk = (task // rblocks) % kblocks
+        g = (task // (rblocks * kblocks)) % G
+        n = task // (rblocks * kblocks * G)
+        k0 = g * Kg + kblk * FC_KB
+        kb = <int>min(FC_KB, Kg - kblk * FC_KB)
+        p0 = rblk * rb
+        _task_tiles(&geo, min(rb, P - p0),
+                    x + (n * G * Cg + g * Cg) * prep.plane + p0 * row_step,
+                    wp + k0 * Cg * geo.ntaps, kb,
+                    bias + k0 if bias != NULL else NULL,
+                    y + (n * K + k0) * P * Q + p0 * Q)
+
+
+cdef void _task_tiles(const fc_conv_geom *shared, Py_ssize_t rows, const floating *x,
+                      const floating *wk, int kb, const floating *bias,
+                      floating *y) noexcept nogil:
+    cdef fc_conv_geom g = shared[0]
+    g.rows = rows
+    _tiles(&g, x, wk, kb, bias, y)
+
+
+def forward(const floating[:, :, :, ::1] x__nchw,      # IN
+            const floating[:, :, :, ::1] w__kcrs,      # IN
+            const floating[::1] bias__k,               # IN, or empty for no bias
+            floating[:, :, :, ::1] y__nkpq,            # OUT, every element written
+            Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
+            Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+    """y = conv2d(x, w) + bias, cross-correlation with top/left padding (pt, pl)."""
+    cdef Py_ssize_t N = x__nchw.shape[0], C = x__nchw.shape[1]
+    cdef Py_ssize_t K = w__kcrs.shape[0], Cg = w__kcrs.shape[1]
+    cdef Py_ssize_t R = w__kcrs.shape[2], S = w__kcrs.shape[3]
+    cdef Py_ssize_t P = y__nkpq.shape[2], Q = y__nkpq.shape[3]
+    if N == 0:
+        return
+    if Cg == 0:
+        y__nkpq[...] = 0
+        if bias__k.shape[0]:
+            np.asarray(y__nkpq)[...] += np.asarray(bias__k)[:, None, None]
+        return
+    # rows and columns the windows reach, so the prepared copy covers every read
+    cdef Py_ssize_t rows = (P - 1) * sh + (R - 1) * dh + 1
+    cdef Py_ssize_t cols = (Q - 1) * sw + (S - 1) * dw + 1
+    cdef _Prepared prep = _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads)
+    cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
+    cdef floating[::1] wpack = _pack(np.asarray(w__kcrs), groups)
+    _conv_tasks(prep, taps, wpack, &bias__k[0] if bias__k.shape[0] else NULL,
+                &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, P, Q, sh * prep.row_pitch,
+                n_threads)
+
+
+# ---------------------------------------------------------------------------- data gradient
+
+cdef void _backward_data_plane(const floating *gy__kpq, const floating *w__kcrs,
+                               floating *gx__hw, Py_ssize_t Kg, Py_ssize_t Cg,
+                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t R, Py_ssize_t S,
+                               Py_ssize_t P, Py_ssize_t Q, Py_ssize_t sh, Py_ssize_t sw,
+                               Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
+                               Py_ssize_t dw) noexcept nogil:
+    # Strided case: gx[h, w] = sum over (k, r, s, p, q) that read x[h, w] of
+    # w[k, c, r, s] * gy[k, p, q]; w__kcrs points at w[k0, c, 0, 0] of this plane's channel c.
+    # The loops visit only output positions whose input pixel is inside the image.
+    cdef Py_ssize_t k, r, s, p, q, p0, p1, q0, q1
+    cdef floating wv
+    cdef floating *gx_row
+    cdef const floating *gy_row
+    cdef unsigned csr = fc_denormals_off()
+    for p in range(H * W):
+        gx__hw[p] = 0
+    for k in range(Kg):
+        for r in range(R):
+            p0 = _first(pt, r * dh, sh)
+            p1 = _stop(H, pt, r * dh, sh, P)
+            for s in range(S):
+                q0 = _first(pl, s * dw, sw)
+                q1 = _stop(W, pl, s * dw, sw, Q)
+                wv = w__kcrs[(k * Cg * R + r) * S + s]
+                for p in range(p0, p1):
+                    gx_row = gx__hw + (p * sh - pt + r * dh) * W - pl + s * dw
+                    gy_row = gy__kpq + (k * P + p) * Q
+                    for q in range(q0, q1):
+                        gx_row[q * sw] += wv * gy_row[q]
+    fc_denormals_restore(csr)
+
+
+def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
+                  const floating[:, :, :, ::1] w__kcrs,    # IN
+                  floating[:, :, :, ::1] gx__nchw,         # OUT, every element written
+                  Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
+                  Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+    """gx = gradient of conv2d with respect to its input x."""
+    cdef Py_ssize_t N = gx__nchw.shape[0], C = gx__nchw.shape[1]
+    cdef Py_ssize_t H = gx__nchw.shape[2], W = gx__nchw.shape[3]
+    cdef Py_ssize_t K = w__kcrs.shape[0], Cg = w__kcrs.shape[1]
+    cdef Py_ssize_t R = w__kcrs.shape[2], S = w__kcrs.shape[3]
+    cdef Py_ssize_t P = gy__nkpq.shape[2], Q = gy__nkpq.shape[3]
+    cdef Py_ssize_t Kg = K // groups, task, n, c, g
+    if N == 0 or C == 0 or H == 0 or W == 0:
+        return
+    cdef _Prepared prep
+    cdef Py_ssize_t[::1] taps
+    cdef floating[::1] wpack
+    if sh == 1 and sw == 1:
+        # correlation of the output gradient, padded so every input pixel sees all taps,
+        # with the kernel flipped and its two channel axes swapped (per group)
+        prep = _prepare(gy__nkpq, (R - 1) * dh - pt, (S - 1) * dw - pl,
+                        H + (R - 1) * dh, W + (S - 1) * dw, 1, n_threads)
+        taps = _taps(prep, R, S, dh, dw)
+        w = np.asarray(w__kcrs).reshape(groups, Kg, Cg, R, S)[..., ::-1, ::-1]
+        wpack = _pack(w.transpose(0, 2, 1, 3, 4).reshape(C, Kg, R, S), groups)
+        _conv_tasks(prep, taps, wpack, NULL, &gx__nchw[0, 0, 0, 0], N, groups, Kg, Cg, H, W,
+                    prep.row_pitch, n_threads)
+        return
+    cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]
+    cdef const floating *wp = &w__kcrs[0, 0, 0, 0]
+    cdef floating *gx = &gx__nchw[0, 0, 0, 0]
+    for task in prange(N * C, nogil=True, schedule="static", num_threads=n_threads):
+        n = task // C
+        c = task % C
+        g = c // Cg
+        _backward_data_plane(gy + (n * K + g * Kg) * P * Q,
+                             wp + ((g * Kg) * Cg + c % Cg) * R * S,
+                             gx + task * H * W, Kg, Cg, H, W, R, S, P, Q,
+                             sh, sw, pt, pl, dh, dw)
+
+
+# -------------------------------------------------------------------------- weight gradient
+
+cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
+                      floating *dw, int kb, Py_ssize_t first_image, Py_ssize_t N,
+                      Py_ssize_t gy_image, Py_ssize_t x_image, Py_ssize_t P,
+                      Py_ssize_t rb) noexcept nogil:
+    # dw[kb, C, taps] += the sums over images first_image, first_image + NSLOT, ... < N
+    cdef fc_conv_geom g = shared[0]
+    cdef Py_ssize_t n, p0
+    cdef unsigned csr = fc_denormals_off()
+    n = first_image
+    while n < N:
+        p0 = 0
+        while p0 < P:
+            g.rows = min(rb, P - p0)
+            if floating is float:
+                fc_conv_wgrad_f32(&g, gy + n * gy_image + p0 * g.ldy_row,
+                                  x + n * x_image + p0 * g.row_step, kb, dw)
+            else:
+                fc_conv_wgrad_f64(&g, gy + n * gy_image + p0 * g.ldy_row,
+                                  x + n * x_image + p0 * g.row_step, kb, dw)
+            p0 = p0 + rb
+        n = n + NSLOT
+    fc_denormals_restore(csr)
+
+
+def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
+                    const floating[:, :, :, ::1] x__nchw,    # IN
+                    floating[:, :, :, ::1] gw__kcrs,         # OUT, every element written
+                    Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
+                    Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+    """gw = gradient of conv2d with respect to its weight."""
+    cdef Py_ssize_t N = x__nchw.shape[0], C = x__nchw.shape[1]
+    cdef Py_ssize_t K = gw__kcrs.shape[0], Cg = gw__kcrs.shape[1]
+    cdef Py_ssize_t R = gw__kcrs.shape[2], S = gw__kcrs.shape[3]
+    cdef Py_ssize_t P = gy__nkpq.shape[2], Q = gy__nkpq.shape[3]
+    cdef Py_ssize_t Kg = K // groups
+    gw = np.asarray(gw__kcrs)
+    gw[...] = 0
+    if N == 0 or Cg == 0:
+        return
+    cdef Py_ssize_t rows = (P - 1) * sh + (R - 1) * dh + 1
+    cdef Py_ssize_t cols = (Q - 1) * sw + (S - 1) * dw + 1
+    cdef _Prepared prep = _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads)
+    cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
+    cdef Py_ssize_t slots = min(N, NSLOT)
+    # slot 0 sums straight into gw, the others into their own partial gradients
+    partial_arr = np.zeros((slots - 1,) + gw.shape, dtype=gw.dtype)
+    cdef floating[::1] partial = partial_arr.reshape(-1) if slots > 1 else gw.reshape(-1)
+    cdef floating[::1] buf = prep.buffer
+    cdef const floating *x = &buf[0]
+    cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]
+    cdef floating *out0 = &gw__kcrs[0, 0, 0, 0]
+    cdef floating *out1 = &partial[0]
+    cdef Py_ssize_t kblocks = (Kg + FC_WK - 1) // FC_WK
+    cdef Py_ssize_t rb = max(1, min(P, WGRAD_PIXELS // max(Q, 1)))
+    cdef Py_ssize_t task, slot, g, kblk, k0
+    cdef int kb
+    cdef fc_conv_geom geo
+    geo.C = Cg
+    geo.ntaps = R * S
+    geo.tap = &taps[0]
+    geo.ldc = prep.plane
+    geo.row_step = sh * prep.row_pitch
+    geo.cols = Q
+    geo.ldk = P * Q
+    geo.ldy_row = Q
+    geo.y_col_step = 1
+    for task in prange(slots * groups * kblocks, nogil=True, schedule="static",
+                       num_threads=n_threads):
+        kblk = task % kblocks
+        g = (task // kblocks) % groups
+        slot = task // (kblocks * groups)
+        k0 = g * Kg + kblk * FC_WK
+        kb = <int>min(FC_WK, Kg - kblk * FC_WK)
+        _wgrad_task(&geo, gy + k0 * P * Q, x + g * Cg * prep.plane,
+                    (out0 if slot == 0 else out1) + k0 * Cg * R * S, kb, slot, N,
+                    K * P * Q, C * prep.plane, P, rb)
+    if slots > 1:
+        gw += partial_arr[0]

@@ -1,0 +1,181 @@
+"""Max- and average-pooling over 2-D planes, and their gradients.
+
+Arrays are C-contiguous, one float dtype, sizes already checked by fastcnn.functional:
+x__nchw (N, C, H, W), y__ncpq (N, C, P, Q), indices int64 (N, C, P, Q) holding flat positions
+h*W + w in the input plane. Each thread owns whole (n, c) planes, so no two threads write the
+same element. Window bounds follow PyTorch's CPU kernels exactly (see each function), so the
+NaN, tie, ceil_mode and divisor rules match PyTorch.
+"""
+from cython.parallel cimport prange
+from cython cimport floating
+from libc.stdint cimport int64_t
+from libc.math cimport isnan, INFINITY
+
+
+cdef void _max_plane(const floating *x, floating *y, int64_t *ind, Py_ssize_t H, Py_ssize_t W,
+                     Py_ssize_t P, Py_ssize_t Q, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                     Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
+                     Py_ssize_t dw) noexcept nogil:
+    # Scan each window row-major; a strictly larger value or any NaN takes over, so ties keep
+    # the first maximum and a NaN window reports its last NaN. The index starts at the
+    # window's first in-bounds element (an all -inf window points there).
+    cdef Py_ssize_t p, q, h, w, h0, h1, w0, w1, best
+    cdef floating v, m
+    for p in range(P):
+        h0 = p * sh - ph
+        h1 = h0 + (kh - 1) * dh + 1
+        if h1 > H:
+            h1 = H
+        while h0 < 0:
+            h0 = h0 + dh
+        for q in range(Q):
+            w0 = q * sw - pw
+            w1 = w0 + (kw - 1) * dw + 1
+            if w1 > W:
+                w1 = W
+            while w0 < 0:
+                w0 = w0 + dw
+            best = h0 * W + w0
+            m = -INFINITY
+            h = h0
+            while h < h1:
+                w = w0
+                while w < w1:
+                    v = x[h * W + w]
+                    if v > m or isnan(v):
+                        m = v
+                        best = h * W + w
+                    w = w + dw
+                h = h + dh
+            y[p * Q + q] = m
+            ind[p * Q + q] = best
+
+
+def max_forward(const floating[:, :, :, ::1] x__nchw,     # IN
+                floating[:, :, :, ::1] y__ncpq,           # OUT, every element written
+                int64_t[:, :, :, ::1] indices__ncpq,      # OUT, every element written
+                Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+    """Max-pooling with PyTorch's padding, dilation and NaN rules; also writes argmax indices."""
+    cdef Py_ssize_t NC = x__nchw.shape[0] * x__nchw.shape[1]
+    cdef Py_ssize_t H = x__nchw.shape[2], W = x__nchw.shape[3]
+    cdef Py_ssize_t P = y__ncpq.shape[2], Q = y__ncpq.shape[3], plane
+    if NC == 0:
+        return
+    cdef const floating *x = &x__nchw[0, 0, 0, 0]
+    cdef floating *y = &y__ncpq[0, 0, 0, 0]
+    cdef int64_t *ind = &indices__ncpq[0, 0, 0, 0]
+    for plane in prange(NC, nogil=True, schedule="static", num_threads=n_threads):
+        _max_plane(x + plane * H * W, y + plane * P * Q, ind + plane * P * Q,
+                   H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw)
+
+
+def max_backward(const floating[:, :, :, ::1] gy__ncpq,      # IN
+                 const int64_t[:, :, :, ::1] indices__ncpq,  # IN, each in [0, H*W)
+                 floating[:, :, :, ::1] gx__nchw,            # OUT, every element written
+                 int n_threads):
+    """gx[n, c].flat[indices[n, c, p, q]] += gy[n, c, p, q], starting from zero."""
+    cdef Py_ssize_t NC = gx__nchw.shape[0] * gx__nchw.shape[1]
+    cdef Py_ssize_t HW = gx__nchw.shape[2] * gx__nchw.shape[3]
+    cdef Py_ssize_t PQ = gy__ncpq.shape[2] * gy__ncpq.shape[3], plane, i
+    if NC == 0:
+        return
+    cdef const floating *gy = &gy__ncpq[0, 0, 0, 0]
+    cdef const int64_t *ind = &indices__ncpq[0, 0, 0, 0]
+    cdef floating *gx = &gx__nchw[0, 0, 0, 0]
+    for plane in prange(NC, nogil=True, schedule="static", num_threads=n_threads):
+        for i in range(HW):
+            gx[plane * HW + i] = 0
+        for i in range(PQ):
+            gx[plane * HW + ind[plane * PQ + i]] += gy[plane * PQ + i]
+
+
+cdef inline Py_ssize_t _avg_window(Py_ssize_t o, Py_ssize_t stride, Py_ssize_t pad,
+                                   Py_ssize_t k, Py_ssize_t size, bint count_include_pad,
+                                   Py_ssize_t *lo, Py_ssize_t *hi) noexcept nogil:
+    # PyTorch's rule: the window is clipped to the padded input for the divisor when padding
+    # counts, then to the input itself for the sum. Returns this axis' share of the divisor.
+    cdef Py_ssize_t a = o * stride - pad
+    cdef Py_ssize_t b = a + k
+    cdef Py_ssize_t padded
+    if b > size + pad:
+        b = size + pad
+    padded = b - a
+    if a < 0:
+        a = 0
+    if b > size:
+        b = size
+    lo[0] = a
+    hi[0] = b
+    return padded if count_include_pad else b - a
+
+
+cdef void _avg_plane(const floating *x, floating *y, Py_ssize_t H, Py_ssize_t W, Py_ssize_t P,
+                     Py_ssize_t Q, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                     Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad) noexcept nogil:
+    cdef Py_ssize_t p, q, h, w, h0, h1, w0, w1, dp, dq
+    cdef floating acc
+    for p in range(P):
+        dp = _avg_window(p, sh, ph, kh, H, count_include_pad, &h0, &h1)
+        for q in range(Q):
+            dq = _avg_window(q, sw, pw, kw, W, count_include_pad, &w0, &w1)
+            acc = 0
+            if h0 < h1 and w0 < w1:
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        acc += x[h * W + w]
+                acc /= dp * dq
+            y[p * Q + q] = acc
+
+
+cdef void _avg_plane_backward(const floating *gy, floating *gx, Py_ssize_t H, Py_ssize_t W,
+                              Py_ssize_t P, Py_ssize_t Q, Py_ssize_t kh, Py_ssize_t kw,
+                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                              bint count_include_pad) noexcept nogil:
+    cdef Py_ssize_t p, q, h, w, h0, h1, w0, w1, dp, dq
+    cdef floating g
+    for h in range(H * W):
+        gx[h] = 0
+    for p in range(P):
+        dp = _avg_window(p, sh, ph, kh, H, count_include_pad, &h0, &h1)
+        for q in range(Q):
+            dq = _avg_window(q, sw, pw, kw, W, count_include_pad, &w0, &w1)
+            if h0 < h1 and w0 < w1:
+                g = gy[p * Q + q] / (dp * dq)
+                for h in range(h0, h1):
+                    for w in range(w0, w1):
+                        gx[h * W + w] += g
+
+
+def avg_forward(const floating[:, :, :, ::1] x__nchw,   # IN
+                floating[:, :, :, ::1] y__ncpq,         # OUT, every element written
+                Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, int n_threads):
+    """Average pooling; windows with no in-bounds element give 0."""
+    cdef Py_ssize_t NC = x__nchw.shape[0] * x__nchw.shape[1]
+    cdef Py_ssize_t H = x__nchw.shape[2], W = x__nchw.shape[3]
+    cdef Py_ssize_t P = y__ncpq.shape[2], Q = y__ncpq.shape[3], plane
+    if NC == 0:
+        return
+    cdef const floating *x = &x__nchw[0, 0, 0, 0]
+    cdef floating *y = &y__ncpq[0, 0, 0, 0]
+    for plane in prange(NC, nogil=True, schedule="static", num_threads=n_threads):
+        _avg_plane(x + plane * H * W, y + plane * P * Q, H, W, P, Q, kh, kw, sh, sw, ph, pw,
+                   count_include_pad)
+
+
+def avg_backward(const floating[:, :, :, ::1] gy__ncpq,   # IN
+                 floating[:, :, :, ::1] gx__nchw,         # OUT, every element written
+                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                 Py_ssize_t ph, Py_ssize_t pw, bint count_include_pad, int n_threads):
+    """Gradient of avg_forward: each window's gradient spread evenly over its elements."""
+    cdef Py_ssize_t NC = gx__nchw.shape[0] * gx__nchw.shape[1]
+    cdef Py_ssize_t H = gx__nchw.shape[2], W = gx__nchw.shape[3]
+    cdef Py_ssize_t P = gy__ncpq.shape[2], Q = gy__ncpq.shape[3], plane
+    if NC == 0:
+        return
+    cdef const floating *gy = &gy__ncpq[0, 0, 0, 0]
+    cdef floating *gx = &gx__nchw[0, 0, 0, 0]
+    for plane in prange(NC, nogil=True, schedule="static", num_threads=n_threads):
+        _avg_plane_backward(gy + plane * P * Q, gx + plane * H * W, H, W, P, Q, kh, kw, sh, sw,
+                            ph, pw, count_include_pad)

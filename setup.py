@@ -1,0 +1,101 @@
+"""Build fastcnn's compiled kernels: Cython modules in fastcnn/_kernels/, plain C in csrc/.
+
+OpenMP is probed once per build by compiling and running a tiny `#pragma omp parallel`
+program; when that fails the kernels build serially with a warning. The default flags are
+portable (no -march=native): set FASTCNN_NATIVE=1 to tune for the build machine instead.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+import warnings
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+KERNELS = {
+    "fastcnn._kernels.runtime": ["fastcnn/_kernels/runtime.pyx", "csrc/runtime.c"],
+    "fastcnn._kernels.conv": ["fastcnn/_kernels/conv.pyx", "csrc/conv.c"],
+    "fastcnn._kernels.pool": ["fastcnn/_kernels/pool.pyx"],
+}
+
+OMP_PROBE = r"""
+#include <omp.h>
+#include <stdio.h>
+int main(void) {
+    int n = 0;
+    #pragma omp parallel reduction(+:n)
+    n += 1;
+    printf("%d\n", n);
+    return n >= 1 ? 0 : 1;
+}
+"""
+
+
+def openmp_flags(compiler):
+    """Compile, link and run the probe; return (compile, link) flags, or None if it fails."""
+    if compiler.compiler_type == "msvc":
+        candidates = [(["/openmp"], [])]
+    else:
+        candidates = [(["-fopenmp"], ["-fopenmp"]), (["-Xpreprocessor", "-fopenmp"], ["-lomp"])]
+    tmp = tempfile.mkdtemp(prefix="fastcnn-omp-")
+    try:
+        src = os.path.join(tmp, "probe.c")
+        with open(src, "w") as f:
+            f.write(OMP_PROBE)
+        for cflags, lflags in candidates:
+            try:
+                objs = compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+                exe = os.path.join(tmp, "probe")
+                compiler.link_executable(objs, exe, extra_postargs=lflags)
+                subprocess.run([exe], check=True, capture_output=True, timeout=60)
+                return cflags, lflags
+            except Exception:  # any failure means: no usable OpenMP with these flags
+                continue
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        unix = self.compiler.compiler_type != "msvc"
+        cflags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"] if unix else ["/O2"]
+        lflags = []
+        if os.environ.get("FASTCNN_NATIVE") == "1" and unix:
+            cflags.append("-march=native")
+        omp = openmp_flags(self.compiler)
+        if omp is None:
+            warnings.warn("fastcnn: the compiler cannot build and run an OpenMP program; "
+                          "building the kernels single-threaded")
+        else:
+            cflags += omp[0]
+            lflags += omp[1]
+        for ext in self.extensions:
+            ext.extra_compile_args = cflags + ext.extra_compile_args
+            ext.extra_link_args = lflags + ext.extra_link_args
+        super().build_extensions()
+
+
+extensions = [
+    Extension(name, sources, include_dirs=["csrc", np.get_include()],
+              define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
+    for name, sources in KERNELS.items()
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "initializedcheck": False,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+    ),
+    cmdclass={"build_ext": BuildExt},
+)

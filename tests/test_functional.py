@@ -1,0 +1,556 @@
+"""The compiled kernels (`fastcnn.functional`) against the plain NumPy reference, and the
+promises the functional boundary makes: any memory layout, byte order or read-only input gives
+the same numbers and is left untouched, the dtype rules, bit-identical results on 1 and 2
+threads, and the thread / build-info API.
+
+The sweeps draw a configuration (shapes, hyper-parameters, dtype) with hypothesis and the array
+values from a drawn seed, so a failure prints a small, replayable case.
+"""
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import fastcnn
+import fastcnn.functional as F
+import fastcnn.reference as R
+
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+ATOL = {np.float32: 1e-5, np.float64: 1e-12}
+DTYPES = [np.float32, np.float64]
+
+SWEEP = settings(max_examples=100, deadline=None, derandomize=True, database=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def assert_close(actual, expected, dtype):
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=ATOL[dtype])
+
+
+@pytest.fixture
+def restore_threads():
+    """Put fastcnn's thread count back as it was after the test."""
+    before = fastcnn.get_num_threads()
+    yield
+    fastcnn.set_num_threads(before)
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def threads(request, restore_threads):
+    fastcnn.set_num_threads(request.param)
+    return request.param
+
+
+# ------------------------------------------------------------------------- configurations
+
+def _arg(draw, pair):
+    """A hyper-parameter as a caller writes it: an int when both sides agree (sometimes),
+    otherwise a tuple or a list."""
+    if pair[0] == pair[1] and draw(st.booleans()):
+        return pair[0]
+    return draw(st.sampled_from([tuple, list]))(pair)
+
+
+@dataclass(repr=False)
+class Case:
+    """One drawn configuration: the arrays and the keyword arguments of one call."""
+    dtype: type
+    arrays: dict
+    kwargs: dict
+    seed: int
+
+    def grad(self, shape):
+        """A random output gradient of the given shape, from this case's seed."""
+        rng = np.random.default_rng(self.seed + 1)
+        return rng.standard_normal(shape).astype(self.dtype)
+
+    def __repr__(self):
+        shapes = {k: (None if a is None else a.shape) for k, a in self.arrays.items()}
+        return (f"Case({self.dtype.__name__}, shapes={shapes}, kwargs={self.kwargs}, "
+                f"seed={self.seed})")
+
+
+@st.composite
+def conv_cases(draw, same_with_stride=True):
+    """conv2d arguments: groups incl. depthwise, 1x1 to 4x4 kernels, strides, dilations,
+    int / pair / 'valid' / 'same' padding, N = 0 included, odd and non-square sizes."""
+    dtype = draw(st.sampled_from(DTYPES))
+    N = draw(st.sampled_from([1, 2, 3, 0]))
+    groups = draw(st.integers(1, 3))
+    depthwise = draw(st.booleans())
+    C = groups if depthwise else groups * draw(st.integers(1, 2))
+    K = groups * draw(st.integers(1, 2))
+    R_, S_ = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    mode = draw(st.sampled_from(["explicit", "valid", "same"]))
+    if mode == "same" and not same_with_stride:
+        stride = (1, 1)
+    if mode == "explicit":
+        pad = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+        padding = _arg(draw, pad)
+    else:
+        pad, padding = (0, 0), mode
+    sizes = []
+    for k, d, p in zip((R_, S_), dilation, pad):
+        smallest = 1 if mode == "same" else max(1, d * (k - 1) + 1 - 2 * p)
+        sizes.append(smallest + draw(st.integers(0, 5)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "x": rng.standard_normal((N, C, *sizes)).astype(dtype),
+        "weight": rng.standard_normal((K, C // groups, R_, S_)).astype(dtype),
+        "bias": rng.standard_normal(K).astype(dtype) if draw(st.booleans()) else None,
+    }
+    kwargs = {"stride": _arg(draw, stride), "padding": padding,
+              "dilation": _arg(draw, dilation), "groups": groups}
+    return Case(dtype, arrays, kwargs, seed)
+
+
+def pool_out_size(size, k, stride, pad, dilation, ceil_mode):
+    """PyTorch's pooling output size (pooling_output_shape)."""
+    span = size + 2 * pad - dilation * (k - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def every_window_overlaps(size, k, stride, pad, dilation, ceil_mode):
+    out = pool_out_size(size, k, stride, pad, dilation, ceil_mode)
+    return out >= 1 and all(
+        any(0 <= o * stride - pad + i * dilation < size for i in range(k)) for o in range(out))
+
+
+def pool_values(rng, shape, values, dtype):
+    """Plain noise, or small integers (many ties), with NaNs or with infinities mixed in."""
+    if values == "normal":
+        return rng.standard_normal(shape).astype(dtype)
+    x = rng.integers(-2, 3, shape).astype(dtype)
+    if values == "nan":
+        x[rng.random(shape) < 0.2] = np.nan
+    elif values == "inf":
+        x[rng.random(shape) < 0.2] = -np.inf
+        x[rng.random(shape) < 0.1] = np.inf
+    return x
+
+
+@st.composite
+def pool_cases(draw, kind):
+    """max_pool2d (kind='max') or avg_pool2d (kind='avg') arguments: kernels 1..4, default or
+    explicit strides, padding up to half the kernel, dilation (max only), ceil_mode, N = 0."""
+    dtype = draw(st.sampled_from(DTYPES))
+    N, C = draw(st.sampled_from([1, 2, 3, 0])), draw(st.integers(1, 3))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = None if draw(st.booleans()) else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pad = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) if kind == "max" else (1, 1)
+    ceil_mode = draw(st.booleans())
+    sizes = []
+    for k, d, p in zip(kernel, dilation, pad):
+        sizes.append(max(1, d * (k - 1) + 1 - 2 * p) + draw(st.integers(0, 5)))
+    steps = kernel if stride is None else stride
+    assume(all(every_window_overlaps(*a, ceil_mode)
+               for a in zip(sizes, kernel, steps, pad, dilation)))
+    values = draw(st.sampled_from(["normal", "ties", "nan", "inf"])) if kind == "max" else "normal"
+    seed = draw(st.integers(0, 2**32 - 1))
+    kwargs = {"kernel_size": _arg(draw, kernel),
+              "stride": None if stride is None else _arg(draw, stride),
+              "padding": _arg(draw, pad), "ceil_mode": ceil_mode}
+    if kind == "max":
+        kwargs["dilation"] = _arg(draw, dilation)
+    else:
+        kwargs["count_include_pad"] = draw(st.booleans())
+    x = pool_values(np.random.default_rng(seed), (N, C, *sizes), values, dtype)
+    return Case(dtype, {"x": x}, kwargs, seed)
+
+
+# ------------------------------------------------------------------ convolution vs reference
+
+@SWEEP
+@given(case=conv_cases())
+def test_conv2d_matches_reference(threads, case):
+    a = case.arrays
+    assert_close(F.conv2d(a["x"], a["weight"], a["bias"], **case.kwargs),
+                 R.conv2d(a["x"], a["weight"], a["bias"], **case.kwargs), case.dtype)
+
+
+def _conv_backward_both(case):
+    a = case.arrays
+    y = R.conv2d(a["x"], a["weight"], **case.kwargs)
+    grad_y = case.grad(y.shape)
+    return (F.conv2d_backward(grad_y, a["x"], a["weight"], **case.kwargs),
+            R.conv2d_backward(grad_y, a["x"], a["weight"], **case.kwargs))
+
+
+@SWEEP
+@given(case=conv_cases())
+def test_conv2d_backward_grad_x_matches_reference(threads, case):
+    got, want = _conv_backward_both(case)
+    assert_close(got[0], want[0], case.dtype)
+
+
+@SWEEP
+@given(case=conv_cases())
+def test_conv2d_backward_grad_weight_matches_reference(threads, case):
+    got, want = _conv_backward_both(case)
+    assert_close(got[1], want[1], case.dtype)
+
+
+@SWEEP
+@given(case=conv_cases())
+def test_conv2d_backward_grad_bias_matches_reference(threads, case):
+    got, want = _conv_backward_both(case)
+    assert_close(got[2], want[2], case.dtype)
+
+
+@pytest.mark.parametrize("H, W, stride", [(7, 8, 2), (9, 5, 3), (1, 1, 2), (10, 10, (4, 1))])
+@pytest.mark.parametrize("kernel", [1, 3, 4])
+def test_conv2d_same_padding_output_is_ceil_size_over_stride(H, W, stride, kernel):
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    x = np.ones((1, 2, H, W), np.float32)
+    y = F.conv2d(x, np.ones((3, 2, kernel, kernel), np.float32), stride=stride, padding="same")
+    assert y.shape == (1, 3, -(-H // sh), -(-W // sw))
+
+
+# ---------------------------------------------------------------------- pooling vs reference
+
+@SWEEP
+@given(case=pool_cases("max"))
+def test_max_pool2d_values_match_reference(threads, case):
+    x = case.arrays["x"]
+    np.testing.assert_array_equal(F.max_pool2d(x, **case.kwargs), R.max_pool2d(x, **case.kwargs))
+
+
+@SWEEP
+@given(case=pool_cases("max"))
+def test_max_pool2d_indices_match_reference(threads, case):
+    x = case.arrays["x"]
+    _, got = F.max_pool2d(x, **case.kwargs, return_indices=True)
+    _, want = R.max_pool2d(x, **case.kwargs, return_indices=True)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, want)
+
+
+@SWEEP
+@given(case=pool_cases("max"))
+def test_max_pool2d_backward_matches_reference(threads, case):
+    x = case.arrays["x"]
+    _, indices = R.max_pool2d(x, **case.kwargs, return_indices=True)
+    grad_y = case.grad(indices.shape)
+    assert_close(F.max_pool2d_backward(grad_y, indices, x.shape, **case.kwargs),
+                 R.max_pool2d_backward(grad_y, indices, x.shape, **case.kwargs), case.dtype)
+
+
+@SWEEP
+@given(case=pool_cases("avg"))
+def test_avg_pool2d_matches_reference(threads, case):
+    x = case.arrays["x"]
+    assert_close(F.avg_pool2d(x, **case.kwargs), R.avg_pool2d(x, **case.kwargs), case.dtype)
+
+
+@SWEEP
+@given(case=pool_cases("avg"))
+def test_avg_pool2d_backward_matches_reference(threads, case):
+    x = case.arrays["x"]
+    grad_y = case.grad(R.avg_pool2d(x, **case.kwargs).shape)
+    assert_close(F.avg_pool2d_backward(grad_y, x.shape, **case.kwargs),
+                 R.avg_pool2d_backward(grad_y, x.shape, **case.kwargs), case.dtype)
+
+
+# ------------------------------------------------------------------ one fixed call per op
+#
+# Each op: inputs(rng, dtype) -> dict of array arguments, and call(module, arrays) -> tuple of
+# outputs. Used by the layout, dtype and thread tests below.
+
+POOL = {"kernel_size": 3, "stride": (2, 1), "padding": 1}
+
+
+def _conv_inputs(rng, dtype):
+    return {"x": rng.standard_normal((3, 4, 9, 8)).astype(dtype),
+            "weight": rng.standard_normal((6, 2, 3, 2)).astype(dtype),
+            "bias": rng.standard_normal(6).astype(dtype)}
+
+
+def _conv_backward_inputs(rng, dtype):
+    a = _conv_inputs(rng, dtype)
+    del a["bias"]
+    a["grad_y"] = rng.standard_normal((3, 6, 5, 7)).astype(dtype)
+    return a
+
+
+def _pool_x(rng, dtype):
+    return pool_values(rng, (3, 4, 9, 8), "nan", dtype)
+
+
+def _max_backward_inputs(rng, dtype):
+    _, indices = R.max_pool2d(_pool_x(rng, dtype), **POOL, return_indices=True)
+    return {"grad_y": rng.standard_normal(indices.shape).astype(dtype), "indices": indices}
+
+
+def _avg_backward_inputs(rng, dtype):
+    return {"grad_y": rng.standard_normal((3, 4, 5, 8)).astype(dtype)}
+
+
+CONV = {"stride": (2, 1), "padding": (1, 0), "groups": 2}
+OPS = {
+    "conv2d": (_conv_inputs,
+               lambda m, a: (m.conv2d(a["x"], a["weight"], a["bias"], **CONV),)),
+    "conv2d_backward": (_conv_backward_inputs,
+                        lambda m, a: m.conv2d_backward(a["grad_y"], a["x"], a["weight"], **CONV)),
+    "max_pool2d": (lambda rng, dtype: {"x": _pool_x(rng, dtype)},
+                   lambda m, a: m.max_pool2d(a["x"], **POOL, return_indices=True)),
+    "max_pool2d_backward": (_max_backward_inputs,
+                            lambda m, a: (m.max_pool2d_backward(a["grad_y"], a["indices"],
+                                                                (3, 4, 9, 8), **POOL),)),
+    "avg_pool2d": (lambda rng, dtype: {"x": _pool_x(rng, dtype)},
+                   lambda m, a: (m.avg_pool2d(a["x"], **POOL, count_include_pad=False),)),
+    "avg_pool2d_backward": (_avg_backward_inputs,
+                            lambda m, a: (m.avg_pool2d_backward(a["grad_y"], (3, 4, 9, 8),
+                                                                **POOL),)),
+}
+
+
+def _inputs(op, dtype, seed=0):
+    return OPS[op][0](np.random.default_rng(seed), dtype)
+
+
+def _call(op, arrays, module=F):
+    return OPS[op][1](module, arrays)
+
+
+def _assert_outputs_equal(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
+# ------------------------------------------------------------------------------- layouts
+
+def _sliced(a):
+    big = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), a.dtype)
+    big[..., ::2] = a
+    return big[..., ::2]
+
+
+def _negative_stride(a):
+    return a[..., ::-1].copy()[..., ::-1]
+
+
+def _big_endian(a):
+    return a.astype(a.dtype.newbyteorder(">"))
+
+
+def _read_only(a):
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+LAYOUTS = {
+    "sliced": _sliced,
+    "fortran": np.asfortranarray,
+    "negative_stride": _negative_stride,
+    "big_endian": _big_endian,
+    "read_only": _read_only,
+}
+
+
+def test_layout_helpers_make_the_layouts_they_name():
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    assert not _sliced(a).flags.c_contiguous
+    assert np.asfortranarray(a).flags.f_contiguous and not np.asfortranarray(a).flags.c_contiguous
+    assert _negative_stride(a).strides[-1] < 0
+    assert not _big_endian(a).dtype.isnative
+    assert not _read_only(a).flags.writeable
+    for make in LAYOUTS.values():
+        np.testing.assert_array_equal(make(a), a)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("op", OPS)
+def test_input_layout_gives_same_result_as_contiguous_copy(op, layout, dtype):
+    arrays = _inputs(op, dtype)
+    laid_out = {k: LAYOUTS[layout](a) for k, a in arrays.items()}
+    _assert_outputs_equal(_call(op, laid_out), _call(op, arrays))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", *LAYOUTS])
+@pytest.mark.parametrize("op", OPS)
+def test_inputs_are_not_modified(op, layout):
+    arrays = _inputs(op, np.float32)
+    if layout != "contiguous":
+        arrays = {k: LAYOUTS[layout](a) for k, a in arrays.items()}
+    before = {k: a.copy() for k, a in arrays.items()}
+    _call(op, arrays)
+    for k, a in arrays.items():
+        np.testing.assert_array_equal(a, before[k], err_msg=f"{op} modified {k}")
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_outputs_are_fresh_writable_arrays(op):
+    arrays = _inputs(op, np.float32)
+    for out in _call(op, arrays):
+        assert out.flags.c_contiguous and out.flags.writeable and out.flags.owndata
+        assert not any(np.shares_memory(out, a) for a in arrays.values())
+
+
+# ---------------------------------------------------------------------------- dtype rules
+
+CAST_DTYPES = [np.float16, np.int8, np.uint8, np.int32, np.int64, np.bool_]
+
+
+def _as(arrays, dtype):
+    """Float arguments converted to dtype (NaN to 0 first for integer types); indices stay."""
+    def convert(a):
+        return a.astype(dtype) if np.dtype(dtype).kind == "f" else np.nan_to_num(a).astype(dtype)
+    return {k: (a if k == "indices" else convert(a)) for k, a in arrays.items()}
+
+
+def _float_outputs(outs):
+    return [o for o in outs if o.dtype.kind == "f"]
+
+
+@pytest.mark.parametrize("dtype", CAST_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("op", OPS)
+def test_float16_int_bool_inputs_give_float32_result(op, dtype):
+    outs = _call(op, _as(_inputs(op, np.float64), dtype))
+    assert [o.dtype for o in _float_outputs(outs)] == [np.float32] * len(_float_outputs(outs))
+
+
+@pytest.mark.parametrize("dtype", CAST_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("op", OPS)
+def test_float16_int_bool_inputs_compute_like_their_float32_cast(op, dtype):
+    arrays = _as(_inputs(op, np.float64), dtype)
+    _assert_outputs_equal(_call(op, arrays), _call(op, _as(arrays, np.float32)))
+
+
+def test_conv2d_int_input_with_float64_weight_gives_float64():
+    a = _inputs("conv2d", np.float64)
+    y = F.conv2d(a["x"].astype(np.int32), a["weight"], a["bias"], **CONV)
+    assert y.dtype == np.float64
+
+
+def test_conv2d_int_input_with_float64_weight_computes_in_float64():
+    a = _inputs("conv2d", np.float64)
+    x = (a["x"] * 4).astype(np.int32)
+    np.testing.assert_array_equal(F.conv2d(x, a["weight"], a["bias"], **CONV),
+                                  F.conv2d(x.astype(np.float64), a["weight"], a["bias"], **CONV))
+
+
+def test_conv2d_backward_int_grad_and_input_with_float64_weight_give_float64():
+    a = _inputs("conv2d_backward", np.float64)
+    outs = F.conv2d_backward(a["grad_y"].astype(np.int8), a["x"].astype(np.int8), a["weight"],
+                             **CONV)
+    assert [o.dtype for o in outs] == [np.float64] * 3
+
+
+MIXED = {
+    "conv2d_float32_x_float64_weight":
+        lambda a: F.conv2d(a["x"], a["weight"].astype(np.float64), **CONV),
+    "conv2d_float64_x_float32_weight":
+        lambda a: F.conv2d(a["x"].astype(np.float64), a["weight"], **CONV),
+    "conv2d_float64_bias":
+        lambda a: F.conv2d(a["x"], a["weight"], a["bias"].astype(np.float64), **CONV),
+    "conv2d_backward_float64_grad_y":
+        lambda a: F.conv2d_backward(np.zeros((3, 6, 5, 7)), a["x"], a["weight"], **CONV),
+}
+
+
+@pytest.mark.parametrize("case", MIXED)
+def test_mixing_float32_and_float64_raises_type_error(case):
+    with pytest.raises(TypeError, match="same float dtype"):
+        MIXED[case](_inputs("conv2d", np.float32))
+
+
+BAD_DTYPES = [np.complex64, np.complex128, object, np.str_, np.bytes_, np.longdouble,
+              "datetime64[s]"]
+
+
+@pytest.mark.parametrize("dtype", BAD_DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("op", OPS)
+def test_unsupported_dtype_raises_type_error(op, dtype):
+    if np.dtype(dtype) == np.float64:
+        pytest.skip("long double is float64 on this platform")
+    arrays = _inputs(op, np.float32)
+    name = next(k for k in arrays if k != "indices")
+    arrays[name] = arrays[name].astype(dtype)
+    with pytest.raises(TypeError, match="must be a float32 or float64 array"):
+        _call(op, arrays)
+
+
+# ----------------------------------------------------------------------------------- threads
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", OPS)
+def test_one_and_two_threads_give_bit_identical_results(op, dtype, restore_threads):
+    arrays = _inputs(op, dtype, seed=7)
+    fastcnn.set_num_threads(1)
+    one = _call(op, arrays)
+    fastcnn.set_num_threads(2)
+    _assert_outputs_equal(_call(op, arrays), one)
+
+
+def test_set_num_threads_round_trips(restore_threads):
+    for n in (1, 3, 2, np.int64(4)):
+        fastcnn.set_num_threads(n)
+        assert fastcnn.get_num_threads() == n
+        assert type(fastcnn.get_num_threads()) is int
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError),
+                                          (True, TypeError), ("2", TypeError),
+                                          (None, TypeError)], ids=repr)
+def test_set_num_threads_rejects_bad_value(value, error, restore_threads):
+    with pytest.raises(error, match="set_num_threads"):
+        fastcnn.set_num_threads(value)
+
+
+def test_set_num_threads_bad_value_keeps_setting(restore_threads):
+    fastcnn.set_num_threads(2)
+    with pytest.raises(ValueError):
+        fastcnn.set_num_threads(0)
+    assert fastcnn.get_num_threads() == 2
+
+
+def test_default_num_threads_honours_omp_num_threads():
+    if not fastcnn.build_info()["openmp"]:
+        pytest.skip("built without OpenMP: always one thread")
+    env = dict(os.environ, OMP_NUM_THREADS="3")
+    out = subprocess.run([sys.executable, "-c", "import fastcnn; print(fastcnn.get_num_threads())"],
+                         env=env, capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "3"
+
+
+# -------------------------------------------------------------------------------- build info
+
+BUILD_INFO_KEYS = {"version", "openmp", "simd", "cpu_simd", "compiler", "num_threads", "numpy",
+                   "python", "machine"}
+
+
+def test_build_info_has_documented_keys():
+    assert set(fastcnn.build_info()) == BUILD_INFO_KEYS
+
+
+def test_build_info_values_have_documented_types(restore_threads):
+    fastcnn.set_num_threads(3)
+    info = fastcnn.build_info()
+    assert isinstance(info["openmp"], bool)
+    assert info["version"] == fastcnn.__version__
+    assert info["numpy"] == np.__version__
+    assert info["num_threads"] == 3
+    assert all(isinstance(info[k], str) and info[k]
+               for k in ("simd", "cpu_simd", "compiler", "python", "machine"))
+
+
+@pytest.mark.skipif(os.environ.get("FASTCNN_EXPECT_OPENMP") != "1",
+                    reason="set FASTCNN_EXPECT_OPENMP=1 where the build must have OpenMP")
+def test_build_has_openmp_where_expected():
+    assert fastcnn.build_info()["openmp"] is True

@@ -13,7 +13,9 @@ Same signatures and the same numbers as ``torch.nn.functional`` for the same arg
 * Compute dtype is float32 or float64, set by the float arrays given (mixing the two is a
   TypeError); float16, int and bool arrays are cast up to it (float32 if nothing decides).
 * Any memory layout, byte order or read-only input works; inputs are never modified.
-* Kernels run on `fastcnn.get_num_threads()` threads.
+* Kernels run on up to `fastcnn.get_num_threads()` threads; a call too small to gain from
+  threads (under about a millisecond of work) runs on one, since waking threads would cost
+  more than it saves.
 """
 from __future__ import annotations
 
@@ -28,9 +30,25 @@ __all__ = ["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "av
            "avg_pool2d_backward"]
 
 
+# Work per extra thread below which a call stays on one thread: multiply-adds for
+# convolution, input elements visited for pooling.
+_CONV_MACS_PER_THREAD = 1 << 20
+_POOL_ELEMENTS_PER_THREAD = 1 << 16
+
+
+def _threads(work: int, per_thread: int) -> int:
+    return max(1, min(get_num_threads(), work // per_thread))
+
+
 def _conv_params(g: _args.ConvGeometry):
+    macs = g.N * g.K * g.P * g.Q * (g.C // g.groups) * g.R * g.S
     return (g.groups, g.stride[0], g.stride[1], g.pad_top, g.pad_left, g.dilation[0],
-            g.dilation[1], get_num_threads())
+            g.dilation[1], _threads(macs, _CONV_MACS_PER_THREAD))
+
+
+def _pool_threads(g: _args.PoolGeometry) -> int:
+    visits = g.N * g.C * max(g.H * g.W, g.P * g.Q * g.kernel[0] * g.kernel[1])
+    return _threads(visits, _POOL_ELEMENTS_PER_THREAD)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -122,7 +140,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
                                    ceil_mode)
     y = np.empty(g.out_shape, dtype=x.dtype)
     indices = np.empty(g.out_shape, dtype=np.int64)
-    _pool.max_forward(x, y, indices, *_pool_params(g), *g.dilation, get_num_threads())
+    _pool.max_forward(x, y, indices, *_pool_params(g), *g.dilation, _pool_threads(g))
     return (y, indices) if return_indices else y
 
 
@@ -143,7 +161,7 @@ def max_pool2d_backward(grad_y, indices, input_shape, kernel_size, stride=None, 
                                          kernel_size, stride, padding, dilation, ceil_mode)
     indices = _args.pool_indices("max_pool2d_backward", indices, g)
     grad_x = np.empty((g.N, g.C, g.H, g.W), dtype=grad_y.dtype)
-    _pool.max_backward(grad_y, indices, grad_x, get_num_threads())
+    _pool.max_backward(grad_y, indices, grad_x, _pool_threads(g))
     return grad_x
 
 
@@ -171,7 +189,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     x, g = _args.pool_forward_args("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
     count_include_pad = _args.flag("avg_pool2d", "count_include_pad", count_include_pad)
     y = np.empty(g.out_shape, dtype=x.dtype)
-    _pool.avg_forward(x, y, *_pool_params(g), count_include_pad, get_num_threads())
+    _pool.avg_forward(x, y, *_pool_params(g), count_include_pad, _pool_threads(g))
     return y
 
 
@@ -192,5 +210,5 @@ def avg_pool2d_backward(grad_y, input_shape, kernel_size, stride=None, padding=0
     count_include_pad = _args.flag("avg_pool2d_backward", "count_include_pad",
                                    count_include_pad)
     grad_x = np.empty((g.N, g.C, g.H, g.W), dtype=grad_y.dtype)
-    _pool.avg_backward(grad_y, grad_x, *_pool_params(g), count_include_pad, get_num_threads())
+    _pool.avg_backward(grad_y, grad_x, *_pool_params(g), count_include_pad, _pool_threads(g))
     return grad_x

@@ -1,0 +1,248 @@
+"""The `fastcnn` command: train, evaluate, predict, bench, info.
+
+User mistakes (a missing file, a bad option, a corrupt model) print one line,
+``fastcnn: error: ...``, and exit with status 2; nothing prints a traceback for them
+(set FASTCNN_DEBUG=1 to see one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["main"]
+
+DEFAULTS = {"epochs": 20, "batch_size": 32, "lr": 3e-3, "optimizer": "adam", "seed": 0}
+
+
+class UserError(Exception):
+    """A mistake in the command line or the files it names."""
+
+
+def _load_dataset(spec: str):
+    """(x_train, y_train, x_test, y_test, description) for 'digits' or a directory."""
+    from . import data
+
+    if spec == "digits":
+        return (*data.load_digits("train"), *data.load_digits("test"), "digits")
+    if not os.path.isdir(spec):
+        raise UserError(f"--data must be 'digits' or a directory with MNIST IDX files or "
+                        f"CIFAR-10 python batches, got {spec!r}")
+    for directory in (spec, os.path.join(spec, "cifar-10-batches-py")):
+        if os.path.exists(os.path.join(directory, "data_batch_1")):
+            return (*data.load_cifar10(directory, "train"), *data.load_cifar10(directory, "test"),
+                    f"CIFAR-10 from {directory}")
+    return (*data.load_mnist(spec, "train"), *data.load_mnist(spec, "test"), f"MNIST from {spec}")
+
+
+def _optimizer(name, params, lr):
+    from . import optim
+
+    table = {"sgd": lambda: optim.SGD(params, lr=lr, momentum=0.9),
+             "adam": lambda: optim.Adam(params, lr=lr),
+             "adamw": lambda: optim.AdamW(params, lr=lr)}
+    return table[name]()
+
+
+def cmd_train(args) -> int:
+    from . import evaluate, fit, optim, save
+    from .models import default_cnn
+
+    x, y, x_test, y_test, name = _load_dataset(args.data)
+    n, c, h, w = x.shape
+    classes = int(max(y.max(), y_test.max())) + 1
+    model = default_cnn(c, classes, (h, w), rng=args.seed)
+    optimizer = _optimizer(args.optimizer, model.parameters(), args.lr)
+    scheduler = optim.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    print(f"training the default CNN on {name}: {n} train / {len(x_test)} test images "
+          f"{c}x{h}x{w}, {classes} classes, {args.epochs} epochs, batch {args.batch_size}, "
+          f"{args.optimizer} lr {args.lr} (cosine decay)")
+    start = time.perf_counter()
+    history = fit(model, x, y, optimizer=optimizer, epochs=args.epochs,
+                  batch_size=args.batch_size, rng=args.seed, scheduler=scheduler,
+                  verbose=not args.quiet)
+    seconds = time.perf_counter() - start
+    result = evaluate(model, x_test, y_test)
+    stopped = " (interrupted)" if history.interrupted else ""
+    print(f"trained {history.epochs} epochs in {seconds:.1f} s{stopped}")
+    print(f"test accuracy: {result['accuracy']:.4f} (loss {result['loss']:.4f}, "
+          f"{len(x_test)} images)")
+    if args.output:
+        save(model, args.output, metadata={"input_shape": [c, h, w], "classes": classes,
+                                           "dataset": args.data})
+        print(f"saved the model to {args.output}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import evaluate, load
+
+    model, meta = load(args.model, with_metadata=True)
+    spec = args.data or meta.get("dataset", "digits")
+    _, _, x_test, y_test, name = _load_dataset(spec)
+    result = evaluate(model, x_test, y_test)
+    print(f"{name} test set: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
+          f"({len(x_test)} images)")
+    return 0
+
+
+def _read_image(path, shape):
+    """One image as float32 (C, H, W) for a model taking `shape`."""
+    c, h, w = shape
+    if path.lower().endswith(".npy"):
+        a = np.load(path, allow_pickle=False).astype(np.float32)
+        if a.shape == (h, w) and c == 1:
+            a = a[None]
+    elif path.lower().endswith(".png"):
+        from ._png import read_png
+
+        pixels = read_png(path).astype(np.float32) / 255
+        if pixels.shape[2] in (2, 4):
+            pixels = pixels[..., :-1]  # drop alpha
+        if c == 1 and pixels.shape[2] == 3:
+            pixels = pixels.mean(axis=2, keepdims=True)
+        elif c == 3 and pixels.shape[2] == 1:
+            pixels = np.repeat(pixels, 3, axis=2)
+        a = pixels.transpose(2, 0, 1)
+    else:
+        raise UserError(f"{path}: images must be .png or .npy files")
+    if a.shape != (c, h, w):
+        raise UserError(f"{path}: the model takes images of shape {(c, h, w)} "
+                        f"(channels, height, width), got {a.shape}")
+    return a
+
+
+def cmd_predict(args) -> int:
+    from . import load, predict
+
+    model, meta = load(args.model, with_metadata=True)
+    shape = meta.get("input_shape")
+    if not shape:
+        raise UserError(f"{args.model}: no input shape stored with the model "
+                        f"(save it with metadata={{'input_shape': [C, H, W]}})")
+    batch = np.stack([_read_image(p, tuple(shape)) for p in args.images])
+    probs = predict(model, batch)
+    for path, p in zip(args.images, probs):
+        top = np.argsort(p)[::-1][: args.top]
+        guesses = ", ".join(f"{k} ({p[k]:.3f})" for k in top)
+        print(f"{path}: {guesses}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import fastcnn
+
+    info = fastcnn.build_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:12} {value}")
+    return 0
+
+
+def cmd_bench(args, rest) -> int:
+    from . import bench
+
+    return bench.main(rest)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="fastcnn", description="Train, evaluate and run "
+                                "convolutional networks on the CPU.")
+    p.add_argument("--threads", type=_positive_int, help="kernel threads (default: all cores "
+                   "or OMP_NUM_THREADS)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    t = sub.add_parser("train", help="train the default CNN and print its test accuracy",
+                       description="Train the default CNN (conv-ReLU-pool twice, then linear) "
+                       "and print its accuracy on the held-out test set.")
+    t.add_argument("--data", default="digits", help="'digits' (bundled, default) or a "
+                   "directory of MNIST IDX files or CIFAR-10 python batches")
+    t.add_argument("--epochs", type=_positive_int, default=DEFAULTS["epochs"])
+    t.add_argument("--batch-size", type=_positive_int, default=DEFAULTS["batch_size"])
+    t.add_argument("--lr", type=_positive_float, default=DEFAULTS["lr"], help="learning rate")
+    t.add_argument("--optimizer", choices=["sgd", "adam", "adamw"],
+                   default=DEFAULTS["optimizer"])
+    t.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    t.add_argument("--output", "-o", help="save the trained model to this file")
+    t.add_argument("--quiet", "-q", action="store_true", help="no per-epoch progress")
+    t.set_defaults(run=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy of a saved model on a test set")
+    e.add_argument("model", help="a file written by `fastcnn train --output`")
+    e.add_argument("--data", help="dataset (default: the one it was trained on)")
+    e.set_defaults(run=cmd_evaluate)
+
+    r = sub.add_parser("predict", help="classify images with a saved model")
+    r.add_argument("model", help="a file written by `fastcnn train --output`")
+    r.add_argument("images", nargs="+", help=".png or .npy files (npy: (H, W) or (C, H, W) "
+                   "floats, scaled like the training data)")
+    r.add_argument("--top", type=_positive_int, default=3, help="classes to show per image")
+    r.set_defaults(run=cmd_predict)
+
+    b = sub.add_parser("bench", help="benchmark the kernels against NumPy and PyTorch",
+                       add_help=False)
+    b.set_defaults(run=None)
+
+    i = sub.add_parser("info", help="version, build and thread facts")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(run=cmd_info)
+    return p
+
+
+def main(argv=None) -> int:
+    """Run the `fastcnn` command with `argv` (default sys.argv[1:]); returns the exit status."""
+    import fastcnn
+    from .io import FormatError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "bench" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        if args.threads:
+            fastcnn.set_num_threads(args.threads)
+        if args.command == "bench":
+            return cmd_bench(args, rest)
+        return args.run(args)
+    except (UserError, FormatError, FileNotFoundError, IsADirectoryError, PermissionError,
+            ValueError, TypeError) as e:
+        if os.environ.get("FASTCNN_DEBUG") == "1":
+            raise
+        message = str(e) if not isinstance(e, OSError) or not e.filename else \
+            f"{e.filename}: {e.strerror}"
+        print(f"fastcnn: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fastcnn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

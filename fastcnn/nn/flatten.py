@@ -1,0 +1,57 @@
+"""Flatten: merge a range of axes into one (typically between the conv and linear parts)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._check import integer
+from .module import Module, register
+
+__all__ = ["Flatten"]
+
+
+@register
+class Flatten(Module):
+    """Reshape axes start_dim..end_dim into one, as ``torch.nn.Flatten``.
+
+    Args:
+        start_dim: first axis to merge (default 1: keep the batch axis).
+        end_dim: last axis to merge (negative counts from the end).
+
+    Shape:
+        input (N, C, H, W) -> output (N, C*H*W) with the defaults.
+
+    Example:
+        >>> import numpy as np
+        >>> from fastcnn import nn
+        >>> nn.Flatten()(np.zeros((2, 3, 4, 4))).shape
+        (2, 48)
+    """
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim = integer("Flatten", "start_dim", start_dim)
+        self.end_dim = integer("Flatten", "end_dim", end_dim)
+
+    def forward(self, x):
+        x = self._input(x)
+        start = self.start_dim + x.ndim if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + x.ndim if self.end_dim < 0 else self.end_dim
+        if not 0 <= start <= end < x.ndim:
+            raise ValueError(f"{self!r} expects input with axes {self.start_dim}..."
+                             f"{self.end_dim} in order, got shape {x.shape}")
+        self._ctx = x.shape
+        merged = math.prod(x.shape[start:end + 1])
+        return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
+
+    def backward(self, grad):
+        shape = self._saved()
+        return np.asarray(grad, self._dtype).reshape(shape)
+
+    def arguments(self) -> dict:
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
+
+    def extra_repr(self) -> str:
+        parts = [f"start_dim={self.start_dim}"] if self.start_dim != 1 else []
+        return ", ".join(parts + ([f"end_dim={self.end_dim}"] if self.end_dim != -1 else []))

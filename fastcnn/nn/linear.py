@@ -1,0 +1,81 @@
+"""Linear: a fully connected layer, y = x @ weight.T + bias."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import _args
+from . import init
+from ._check import integer
+from .module import Module, Parameter, register
+
+__all__ = ["Linear"]
+
+
+@register
+class Linear(Module):
+    """Affine map of the last axis, as ``torch.nn.Linear``.
+
+    Args:
+        in_features: size of each input row.
+        out_features: size of each output row.
+        bias: learn an additive bias.
+        rng: Generator, int seed or None for the initial weights: kaiming_uniform_ with
+            a=sqrt(5) on the weight, U(-1/sqrt(in_features), 1/sqrt(in_features)) on the bias
+            (PyTorch's default).
+
+    Shape:
+        input (*, in_features); output (*, out_features); weight (out_features, in_features),
+        bias (out_features,).
+
+    Example:
+        >>> import numpy as np
+        >>> from fastcnn import nn
+        >>> nn.Linear(20, 10, rng=0)(np.zeros((4, 20))).shape
+        (4, 10)
+    """
+
+    def __init__(self, in_features, out_features, bias=True, rng=None):
+        super().__init__()
+        self.in_features = integer("Linear", "in_features", in_features, 1)
+        self.out_features = integer("Linear", "out_features", out_features, 1)
+        has_bias = _args.flag("Linear", "bias", bias)
+        rng = init.as_generator(rng)
+        self.weight = Parameter(np.empty((self.out_features, self.in_features), np.float32))
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), rng=rng)
+        self.bias = None
+        if has_bias:
+            bound = 1 / math.sqrt(self.in_features)
+            self.bias = Parameter(np.empty(self.out_features, np.float32))
+            init.uniform_(self.bias, -bound, bound, rng=rng)
+
+    def forward(self, x):
+        x = self._input(x)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"{self!r} expects input (*, {self.in_features}), got shape "
+                             f"{x.shape}")
+        y = x @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data
+        self._ctx = x
+        return y
+
+    def backward(self, grad):
+        x = self._saved()
+        grad = np.asarray(grad, self._dtype).reshape(-1, self.out_features)
+        self.weight.accumulate(grad.T @ x.reshape(-1, self.in_features))
+        if self.bias is not None:
+            self.bias.accumulate(grad.sum(axis=0))
+        return (grad @ self.weight.data).reshape(x.shape)
+
+    def arguments(self) -> dict:
+        return dict(in_features=self.in_features, out_features=self.out_features,
+                    bias=self.bias is not None)
+
+    def extra_repr(self) -> str:
+        s = f"in_features={self.in_features}, out_features={self.out_features}"
+        return s if self.bias is not None else s + ", bias=False"
+
+    def _flops(self, input_shape, output_shape) -> int:
+        return 2 * math.prod(input_shape[:-1]) * self.in_features * self.out_features

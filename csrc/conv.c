@@ -87,6 +87,11 @@ int fc_conv_select(int want_simd)
     return use_avx2;
 }
 
+int fc_conv_lanes(int double_precision)
+{
+    return double_precision ? 4 : 8;
+}
+
 const char *fc_conv_path(void)
 {
     if (use_avx2 < 0)

@@ -15,7 +15,9 @@
  *
  *     dw[kb, c, t] += sum_{i, j} dy[kb*ldk + i*ldy_row + j] * x[c*ldc + i*row_step + j + tap[t]]
  *
- * for FC_WK output channels x FC_WT taps at a time, summed over a block of rows.
+ * for FC_WK output channels x FC_WT (channel, tap) pairs at a time, summed over a block of
+ * rows. dy rows must be padded with zeros to ldy_row, a multiple of the vector length
+ * (fc_conv_lanes), so that whole vectors can be read.
  *
  * Each routine exists for float and double, compiled twice: for AVX2+FMA (chosen at run time
  * when the CPU has it) and for the baseline instruction set (any compiler vectorises it).
@@ -53,6 +55,7 @@ void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk,
                        const double *bias, int accumulate, double *y);
 
 /* dw: [kb][C][ntaps], added into. rows/cols/ldy_row/ldk of g describe dy. */
+int fc_conv_lanes(int double_precision);
 void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, int kb,
                        float *dw);
 void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,

@@ -8,7 +8,8 @@ import numpy as np
 from ._kernels import conv as _conv
 from ._kernels import runtime as _runtime
 
-_num_threads = max(1, _runtime.omp_max_threads())
+MAX_THREADS = 1024
+_num_threads = min(max(1, _runtime.omp_max_threads()), MAX_THREADS)
 
 
 def set_num_threads(n: int) -> None:
@@ -19,8 +20,8 @@ def set_num_threads(n: int) -> None:
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__} {n!r}")
-    if n < 1:
-        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads: n must be between 1 and {MAX_THREADS}, got {n}")
     _num_threads = int(n)
 
 

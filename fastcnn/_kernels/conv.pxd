@@ -14,6 +14,7 @@ cdef extern from "conv.h" nogil:
         Py_ssize_t ldy_row
         Py_ssize_t y_col_step
     int fc_conv_select(int want_simd)
+    int fc_conv_lanes(int double_precision)
     const char *fc_conv_path()
     void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kb,
                            const float *bias, int accumulate, float *y)

@@ -20,7 +20,8 @@ prepares their operands and splits the work over OpenMP threads:
   backward_weight one task = (slot, group, block of FC_WK output channels); slot s sums
               images s, s + NSLOT, ... into its own partial gradient, and the partials are
               added in a fixed order at the end: no two threads write the same element, and
-              the result does not depend on the thread count.
+              the result does not depend on the thread count. Each task copies its block of
+              the output gradient, one image at a time, into rows padded to whole vectors.
 Each task turns denormals off (FTZ/DAZ) for its thread and restores the caller's state.
 """
 import os
@@ -29,7 +30,8 @@ import numpy as np
 
 from cython.parallel cimport prange
 from cython cimport floating
-from libc.string cimport memset
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
 
 cdef Py_ssize_t SLACK = 32   # elements a microkernel may read past the end of a row
 cdef Py_ssize_t TILE_PIXELS = 256   # output pixels per forward task (rows x columns)
@@ -314,26 +316,36 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
 
 cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
                       floating *dw, int kb, Py_ssize_t first_image, Py_ssize_t N,
-                      Py_ssize_t gy_image, Py_ssize_t x_image, Py_ssize_t P,
+                      Py_ssize_t gy_image, Py_ssize_t x_image, Py_ssize_t P, Py_ssize_t Q,
                       Py_ssize_t rb) noexcept nogil:
-    # dw[kb, C, taps] += the sums over images first_image, first_image + NSLOT, ... < N
+    # dw[kb, C, taps] += the sums over images first_image, first_image + NSLOT, ... < N.
+    # Each image's kb output-gradient planes are first copied into rows padded with zeros
+    # to whole vectors (ldy_row), which the microkernel requires.
     cdef fc_conv_geom g = shared[0]
-    cdef Py_ssize_t n, p0
-    cdef unsigned csr = fc_denormals_off()
+    cdef Py_ssize_t n, p0, k, p, Qp = g.ldy_row
+    cdef floating *dy = <floating *>malloc(kb * P * Qp * sizeof(floating))
+    cdef unsigned csr
+    if dy == NULL:
+        return
+    memset(dy, 0, kb * P * Qp * sizeof(floating))
+    csr = fc_denormals_off()
     n = first_image
     while n < N:
+        for k in range(kb):
+            for p in range(P):
+                memcpy(dy + (k * P + p) * Qp, gy + n * gy_image + (k * P + p) * Q,
+                       Q * sizeof(floating))
         p0 = 0
         while p0 < P:
             g.rows = min(rb, P - p0)
             if floating is float:
-                fc_conv_wgrad_f32(&g, gy + n * gy_image + p0 * g.ldy_row,
-                                  x + n * x_image + p0 * g.row_step, kb, dw)
+                fc_conv_wgrad_f32(&g, dy + p0 * Qp, x + n * x_image + p0 * g.row_step, kb, dw)
             else:
-                fc_conv_wgrad_f64(&g, gy + n * gy_image + p0 * g.ldy_row,
-                                  x + n * x_image + p0 * g.row_step, kb, dw)
+                fc_conv_wgrad_f64(&g, dy + p0 * Qp, x + n * x_image + p0 * g.row_step, kb, dw)
             p0 = p0 + rb
         n = n + NSLOT
     fc_denormals_restore(csr)
+    free(dy)
 
 
 def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
@@ -365,7 +377,9 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef floating *out0 = &gw__kcrs[0, 0, 0, 0]
     cdef floating *out1 = &partial[0]
     cdef Py_ssize_t kblocks = (Kg + FC_WK - 1) // FC_WK
-    cdef Py_ssize_t rb = max(1, min(P, WGRAD_PIXELS // max(Q, 1)))
+    cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
+    cdef Py_ssize_t Qp = (Q + lanes - 1) // lanes * lanes
+    cdef Py_ssize_t rb = max(1, min(P, WGRAD_PIXELS // Qp))
     cdef Py_ssize_t task, slot, g, kblk, k0
     cdef int kb
     cdef fc_conv_geom geo
@@ -375,8 +389,8 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     geo.ldc = prep.plane
     geo.row_step = sh * prep.row_pitch
     geo.cols = Q
-    geo.ldk = P * Q
-    geo.ldy_row = Q
+    geo.ldk = P * Qp
+    geo.ldy_row = Qp
     geo.y_col_step = 1
     for task in prange(slots * groups * kblocks, nogil=True, schedule="static",
                        num_threads=n_threads):
@@ -387,6 +401,6 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
         kb = <int>min(FC_WK, Kg - kblk * FC_WK)
         _wgrad_task(&geo, gy + k0 * P * Q, x + g * Cg * prep.plane,
                     (out0 if slot == 0 else out1) + k0 * Cg * R * S, kb, slot, N,
-                    K * P * Q, C * prep.plane, P, rb)
+                    K * P * Q, C * prep.plane, P, Q, rb)
     if slots > 1:
         gw += partial_arr[0]

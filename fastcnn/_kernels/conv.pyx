@@ -14,9 +14,9 @@ prepares their operands and splits the work over OpenMP threads:
   _pack       copies w into blocks of FC_KB output channels, [C/G][R*S][FC_KB] each, the order
               in which the forward microkernel reads them.
   forward     one task = (image, group, block of FC_KB output channels, block of rows).
-  backward_data (stride 1) is a forward pass over the padded output gradient with the
-              weights flipped and transposed (Georganas et al., SC18). With a stride > 1
-              each task scatters into one input-gradient plane (_backward_data_plane).
+  backward_data is a forward pass over the padded output gradient with the weights'
+              channel axes swapped, one pass per stride phase of the input gradient, over
+              the taps that reach that phase (Georganas et al., SC18).
   backward_weight one task = (slot, group, block of FC_WK output channels); slot s sums
               images s, s + NSLOT, ... into its own partial gradient, and the partials are
               added in a fixed order at the end: no two threads write the same element, and
@@ -56,26 +56,6 @@ select_path("generic" if os.environ.get("FASTCNN_SIMD") == "generic" else "simd"
 
 
 # ----------------------------------------------------------------------------- operand prep
-
-cdef inline Py_ssize_t _floor_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    # floor(a / b) for b > 0 and any sign of a (C division truncates toward zero).
-    if a >= 0:
-        return a // b
-    return -((-a + b - 1) // b)
-
-
-cdef inline Py_ssize_t _first(Py_ssize_t pad, Py_ssize_t offset, Py_ssize_t stride) noexcept nogil:
-    # Smallest output position p >= 0 with p*stride - pad + offset >= 0.
-    cdef Py_ssize_t p = -_floor_div(offset - pad, stride)
-    return p if p > 0 else 0
-
-
-cdef inline Py_ssize_t _stop(Py_ssize_t size, Py_ssize_t pad, Py_ssize_t offset,
-                             Py_ssize_t stride, Py_ssize_t out) noexcept nogil:
-    # One past the largest output position p < out with p*stride - pad + offset < size.
-    cdef Py_ssize_t p = _floor_div(size - 1 + pad - offset, stride) + 1
-    return p if p < out else out
-
 
 cdef class _Prepared:
     """Geometry of a prepared (padded, phase-split) copy of an (N, C, H, W) array."""
@@ -162,9 +142,11 @@ cdef void _tiles(const fc_conv_geom *g, const floating *x, const floating *wk, i
 cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating[::1] wpack,
                       const floating *bias, floating *y, Py_ssize_t N, Py_ssize_t G,
                       Py_ssize_t Cg, Py_ssize_t Kg, Py_ssize_t P, Py_ssize_t Q,
-                      Py_ssize_t row_step, int n_threads):
-    # y[n, g*Kg + k, :, :] = sum over the group's Cg prepared channels; one task per
-    # (image, group, channel block, row block), rows and tasks independent.
+                      Py_ssize_t row_step, Py_ssize_t ldk, Py_ssize_t ldy_row,
+                      Py_ssize_t y_col_step, int n_threads):
+    # For each image n and group g: y[n, g*Kg + k] (P rows, Q columns; channel pitch ldk, row
+    # pitch ldy_row, column step y_col_step) = sum over the group's Cg prepared channels.
+    # One task per (image, group, channel block, row block); no two tasks share an output.
     cdef floating[::1] buf = prep.buffer
     cdef const floating *x = &buf[0]
     cdef const floating *wp = &wpack[0]
@@ -181,10 +163,9 @@ cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating
     geo.ldc = prep.plane
     geo.row_step = row_step
     geo.cols = Q
-    geo.ldk = P * Q
-    geo.ldy_row = Q
-    geo.y_col_step = 1
-    cdef fc_conv_geom *gp
+    geo.ldk = ldk
+    geo.ldy_row = ldy_row
+    geo.y_col_step = y_col_step
     for task in prange(ntasks, nogil=True, schedule="static", num_threads=n_threads):
         rblk = task % rblocks
         kblk = (task // rblocks) % kblocks
@@ -197,7 +178,7 @@ cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating
                     x + (n * G * Cg + g * Cg) * prep.plane + p0 * row_step,
                     wp + k0 * Cg * geo.ntaps, kb,
                     bias + k0 if bias != NULL else NULL,
-                    y + (n * K + k0) * P * Q + p0 * Q)
+                    y + (n * K + k0) * ldk + p0 * ldy_row)
 
 
 cdef void _task_tiles(const fc_conv_geom *shared, Py_ssize_t rows, const floating *x,
@@ -234,82 +215,56 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
     cdef floating[::1] wpack = _pack(np.asarray(w__kcrs), groups)
     _conv_tasks(prep, taps, wpack, &bias__k[0] if bias__k.shape[0] else NULL,
                 &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, P, Q, sh * prep.row_pitch,
-                n_threads)
+                P * Q, Q, 1, n_threads)
 
 
 # ---------------------------------------------------------------------------- data gradient
-
-cdef void _backward_data_plane(const floating *gy__kpq, const floating *w__kcrs,
-                               floating *gx__hw, Py_ssize_t Kg, Py_ssize_t Cg,
-                               Py_ssize_t H, Py_ssize_t W, Py_ssize_t R, Py_ssize_t S,
-                               Py_ssize_t P, Py_ssize_t Q, Py_ssize_t sh, Py_ssize_t sw,
-                               Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t dh,
-                               Py_ssize_t dw) noexcept nogil:
-    # Strided case: gx[h, w] = sum over (k, r, s, p, q) that read x[h, w] of
-    # w[k, c, r, s] * gy[k, p, q]; w__kcrs points at w[k0, c, 0, 0] of this plane's channel c.
-    # The loops visit only output positions whose input pixel is inside the image.
-    cdef Py_ssize_t k, r, s, p, q, p0, p1, q0, q1
-    cdef floating wv
-    cdef floating *gx_row
-    cdef const floating *gy_row
-    cdef unsigned csr = fc_denormals_off()
-    for p in range(H * W):
-        gx__hw[p] = 0
-    for k in range(Kg):
-        for r in range(R):
-            p0 = _first(pt, r * dh, sh)
-            p1 = _stop(H, pt, r * dh, sh, P)
-            for s in range(S):
-                q0 = _first(pl, s * dw, sw)
-                q1 = _stop(W, pl, s * dw, sw, Q)
-                wv = w__kcrs[(k * Cg * R + r) * S + s]
-                for p in range(p0, p1):
-                    gx_row = gx__hw + (p * sh - pt + r * dh) * W - pl + s * dw
-                    gy_row = gy__kpq + (k * P + p) * Q
-                    for q in range(q0, q1):
-                        gx_row[q * sw] += wv * gy_row[q]
-    fc_denormals_restore(csr)
-
 
 def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
                   const floating[:, :, :, ::1] w__kcrs,    # IN
                   floating[:, :, :, ::1] gx__nchw,         # OUT, every element written
                   Py_ssize_t groups, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt,
                   Py_ssize_t pl, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
-    """gx = gradient of conv2d with respect to its input x."""
+    """gx = gradient of conv2d with respect to its input x.
+
+    gx[c, h, w] = sum of w[k, c, r, s] * gy[k, p, q] over h = p*sh - pt + r*dh, w likewise.
+    Split gx into its sh x sw phases (h = a + sh*i, w = b + sw*j): in phase (a, b) only the
+    taps with (a + pt - r*dh) % sh == 0 and (b + pl - s*dw) % sw == 0 contribute, each at a
+    fixed offset of gy, so every phase is a stride-1 correlation of the (zero-padded) output
+    gradient over those taps, with the weights' channel axes swapped. With stride 1 there is
+    one phase: the usual correlation with the flipped kernel.
+    """
     cdef Py_ssize_t N = gx__nchw.shape[0], C = gx__nchw.shape[1]
     cdef Py_ssize_t H = gx__nchw.shape[2], W = gx__nchw.shape[3]
     cdef Py_ssize_t K = w__kcrs.shape[0], Cg = w__kcrs.shape[1]
     cdef Py_ssize_t R = w__kcrs.shape[2], S = w__kcrs.shape[3]
-    cdef Py_ssize_t P = gy__nkpq.shape[2], Q = gy__nkpq.shape[3]
-    cdef Py_ssize_t Kg = K // groups, task, n, c, g
+    cdef Py_ssize_t Kg = K // groups, a, b, Ha, Wb
     if N == 0 or C == 0 or H == 0 or W == 0:
         return
-    cdef _Prepared prep
+    # gy padded so that every offset (a + pt - r*dh) // sh lands inside: top/left pads T, L
+    cdef Py_ssize_t T = ((R - 1) * dh + sh - 1) // sh, L = ((S - 1) * dw + sw - 1) // sw
+    cdef _Prepared prep = _prepare(gy__nkpq, T, L, (H + sh - 1) // sh + T + (sh - 1 + pt) // sh,
+                                   (W + sw - 1) // sw + L + (sw - 1 + pl) // sw, 1, n_threads)
     cdef Py_ssize_t[::1] taps
     cdef floating[::1] wpack
-    if sh == 1 and sw == 1:
-        # correlation of the output gradient, padded so every input pixel sees all taps,
-        # with the kernel flipped and its two channel axes swapped (per group)
-        prep = _prepare(gy__nkpq, (R - 1) * dh - pt, (S - 1) * dw - pl,
-                        H + (R - 1) * dh, W + (S - 1) * dw, 1, n_threads)
-        taps = _taps(prep, R, S, dh, dw)
-        w = np.asarray(w__kcrs).reshape(groups, Kg, Cg, R, S)[..., ::-1, ::-1]
-        wpack = _pack(w.transpose(0, 2, 1, 3, 4).reshape(C, Kg, R, S), groups)
-        _conv_tasks(prep, taps, wpack, NULL, &gx__nchw[0, 0, 0, 0], N, groups, Kg, Cg, H, W,
-                    prep.row_pitch, n_threads)
-        return
-    cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]
-    cdef const floating *wp = &w__kcrs[0, 0, 0, 0]
     cdef floating *gx = &gx__nchw[0, 0, 0, 0]
-    for task in prange(N * C, nogil=True, schedule="static", num_threads=n_threads):
-        n = task // C
-        c = task % C
-        g = c // Cg
-        _backward_data_plane(gy + (n * K + g * Kg) * P * Q,
-                             wp + ((g * Kg) * Cg + c % Cg) * R * S,
-                             gx + task * H * W, Kg, Cg, H, W, R, S, P, Q,
-                             sh, sw, pt, pl, dh, dw)
+    gx_arr = np.asarray(gx__nchw)
+    w_arr = np.asarray(w__kcrs).reshape(groups, Kg, Cg, R, S)
+    for a in range(min(sh, H)):
+        rs = [r for r in range(R) if (a + pt - r * dh) % sh == 0]
+        Ha = (H - a + sh - 1) // sh
+        for b in range(min(sw, W)):
+            ss = [s for s in range(S) if (b + pl - s * dw) % sw == 0]
+            Wb = (W - b + sw - 1) // sw
+            if not rs or not ss:
+                gx_arr[:, :, a::sh, b::sw] = 0
+                continue
+            taps = np.array([((a + pt - r * dh) // sh + T) * prep.row_pitch
+                             + (b + pl - s * dw) // sw + L for r in rs for s in ss], np.intp)
+            w_phase = w_arr[:, :, :, rs][:, :, :, :, ss].transpose(0, 2, 1, 3, 4)
+            wpack = _pack(w_phase.reshape(C, Kg, len(rs), len(ss)), groups)
+            _conv_tasks(prep, taps, wpack, NULL, gx + a * W + b, N, groups, Kg, Cg, Ha, Wb,
+                        prep.row_pitch, H * W, sh * W, sw, n_threads)
 
 
 # -------------------------------------------------------------------------- weight gradient

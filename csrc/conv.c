@@ -1,5 +1,5 @@
-/* Instantiates conv_kernel.inc for float and double, for AVX2+FMA and for the baseline
- * instruction set, and picks one at run time from the CPU's features. */
+/* Instantiates conv_kernel.inc for float and double, for AVX-512, for AVX2+FMA and for the
+ * baseline instruction set, and picks one at run time from the CPU's features. */
 #include <string.h>
 
 #include "conv.h"
@@ -11,56 +11,48 @@
 #define FC_X86 0
 #endif
 
-/* ---- baseline ---------------------------------------------------------------------------- */
-#define T float
-#define IT int
-#define VL 8
-#define NAME(f) f##_f32_base
-#include "conv_kernel.inc"
-#undef T
-#undef IT
-#undef VL
-#undef NAME
+#define FC_CAT3_(a, b, c) a##b##c
+#define FC_CAT3(a, b, c) FC_CAT3_(a, b, c)
 
-#define T double
-#define IT long long
-#define VL 4
-#define NAME(f) f##_f64_base
-#include "conv_kernel.inc"
-#undef T
-#undef IT
-#undef VL
-#undef NAME
+/* ---- baseline (any CPU): 32-byte vectors, in pairs of SSE registers on x86-64 ------------ */
+#define VBYTES 32
+#define ISA base
+#include "conv_types.inc"
+#undef VBYTES
+#undef ISA
 
-/* ---- AVX2 + FMA --------------------------------------------------------------------------- */
 #if FC_X86
+/* ---- AVX2 + FMA: 32-byte vectors ---------------------------------------------------------- */
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #endif
+#define VBYTES 32
+#define ISA avx2
+#include "conv_types.inc"
+#undef VBYTES
+#undef ISA
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 
-#define T float
-#define IT int
-#define VL 8
-#define NAME(f) f##_f32_avx2
-#include "conv_kernel.inc"
-#undef T
-#undef IT
-#undef VL
-#undef NAME
-
-#define T double
-#define IT long long
-#define VL 4
-#define NAME(f) f##_f64_avx2
-#include "conv_kernel.inc"
-#undef T
-#undef IT
-#undef VL
-#undef NAME
-
+/* ---- AVX-512 F/VL/DQ: 64-byte vectors ----------------------------------------------------- */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512dq,avx2,fma")
+#endif
+#define VBYTES 64
+#define ISA avx512
+#include "conv_types.inc"
+#undef VBYTES
+#undef ISA
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -69,74 +61,79 @@
 #endif
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
-static int use_avx2 = -1; /* -1: not chosen yet */
+enum { FC_BASE, FC_AVX2, FC_AVX512 };
+static int level = -1; /* set by fc_conv_select (the extension calls it at import) */
 
-static int cpu_has_avx2_fma(void)
+static int cpu_level(void)
 {
 #if FC_X86
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512dq"))
+        return FC_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return FC_AVX2;
 #endif
+    return FC_BASE;
 }
 
-int fc_conv_select(int want_simd)
+int fc_conv_select(int want)
 {
-    use_avx2 = want_simd && cpu_has_avx2_fma();
-    return use_avx2;
-}
-
-int fc_conv_lanes(int double_precision)
-{
-    return double_precision ? 4 : 8;
+    int best = cpu_level();
+    level = want < best ? want : best;
+    return level;
 }
 
 const char *fc_conv_path(void)
 {
-    if (use_avx2 < 0)
-        fc_conv_select(1);
-    return use_avx2 ? "avx2+fma" : "generic";
+    static const char *names[] = {"generic", "avx2+fma", "avx512"};
+    if (level < 0)
+        fc_conv_select(FC_AVX512);
+    return names[level];
+}
+
+int fc_conv_lanes(int double_precision)
+{
+    int bytes = level == FC_AVX512 ? 64 : 32;
+    return bytes / (double_precision ? 8 : 4);
 }
 
 #if FC_X86
-#define DISPATCH(call_avx2, call_base) \
-    do {                                 \
-        if (use_avx2 < 0)                \
-            fc_conv_select(1);           \
-        if (use_avx2)                    \
-            call_avx2;                   \
-        else                             \
-            call_base;                   \
+#define DISPATCH(f, args)                  \
+    do {                                   \
+        if (level == FC_AVX512)            \
+            f##_avx512 args;               \
+        else if (level == FC_AVX2)         \
+            f##_avx2 args;                 \
+        else                               \
+            f##_base args;                 \
     } while (0)
 #else
-#define DISPATCH(call_avx2, call_base) call_base
+#define DISPATCH(f, args) f##_base args
 #endif
 
 void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kb,
-                       const float *bias, int accumulate, float *y)
+                       const float *bias, float *y)
 {
-    DISPATCH(conv_tiles_f32_avx2(g, x, wk, kb, bias, accumulate, y),
-             conv_tiles_f32_base(g, x, wk, kb, bias, accumulate, y));
+    DISPATCH(conv_tiles_f32, (g, x, wk, kb, bias, y));
 }
 
 void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kb,
-                       const double *bias, int accumulate, double *y)
+                       const double *bias, double *y)
 {
-    DISPATCH(conv_tiles_f64_avx2(g, x, wk, kb, bias, accumulate, y),
-             conv_tiles_f64_base(g, x, wk, kb, bias, accumulate, y));
+    DISPATCH(conv_tiles_f64, (g, x, wk, kb, bias, y));
 }
 
 void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, int kb,
                        float *dw)
 {
-    DISPATCH(conv_wgrad_f32_avx2(g, dy, x, kb, dw), conv_wgrad_f32_base(g, dy, x, kb, dw));
+    DISPATCH(conv_wgrad_f32, (g, dy, x, kb, dw));
 }
 
 void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,
                        double *dw)
 {
-    DISPATCH(conv_wgrad_f64_avx2(g, dy, x, kb, dw), conv_wgrad_f64_base(g, dy, x, kb, dw));
+    DISPATCH(conv_wgrad_f64, (g, dy, x, kb, dw));
 }
 
 /* ---- denormals ---------------------------------------------------------------------------- */

@@ -3,13 +3,16 @@
  * One routine, `fc_conv_tiles_*`, serves the forward pass and the data gradient: it computes
  * a block of output rows for up to FC_KB output channels as
  *
- *     y[kb, i, j] (+)= sum_{c < C, t < ntaps} w[c, t, kb] * x[c*ldc + i*row_step + j + tap[t]]
+ *     y[kb, i, j] = bias[kb] + sum_{c < C, t < ntaps} w[c, t, kb] * x[c*ldc + i*row_step + j + tap[t]]
  *
  * over a prepared input x (zero-padded, and for column stride > 1 split into column phases, so
  * that consecutive output columns read consecutive input elements). Each tile is FC_KB output
- * channels x 2 SIMD vectors of output columns, held in 12 accumulators for the whole c, t sum
- * (Zhang, Franchetti and Low, ICML 2018). Reads may run up to 2 vectors past the last column
- * of a row: the prepared buffers carry that much slack at their end.
+ * channels x 2 SIMD vectors of output positions, held in 12 accumulators for the whole c, t
+ * sum (Zhang, Franchetti and Low, ICML 2018). With `flat`, tiles run on across row ends (x's
+ * offset i*row_step + j is one running index), so narrow rows waste no partial tiles; the
+ * lanes that fall in the row_step - cols columns between rows are computed and dropped.
+ * Reads may run up to 2 vectors past the last output: the prepared buffers carry that much
+ * slack at their end.
  *
  * `fc_conv_wgrad_*` is the weight gradient, vectorised along output columns:
  *
@@ -41,18 +44,18 @@ typedef struct {
     ptrdiff_t ldk;        /* y channel pitch */
     ptrdiff_t ldy_row;    /* y row pitch */
     ptrdiff_t y_col_step; /* y element step between output columns (1, or the stride) */
+    int flat;             /* tiles may span rows (see above) */
 } fc_conv_geom;
 
 /* Which instruction set the routines below use: 1 = AVX2+FMA, 0 = baseline. */
 int fc_conv_select(int want_simd);
 const char *fc_conv_path(void);
 
-/* wk: packed weights [C][ntaps][kb]; bias: kb values added once (NULL: none);
-   accumulate: add into y instead of overwriting it. */
+/* wk: packed weights [C][ntaps][kb]; bias: kb values (NULL: none). */
 void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kb,
-                       const float *bias, int accumulate, float *y);
+                       const float *bias, float *y);
 void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kb,
-                       const double *bias, int accumulate, double *y);
+                       const double *bias, double *y);
 
 /* dw: [kb][C][ntaps], added into. rows/cols/ldy_row/ldk of g describe dy. */
 int fc_conv_lanes(int double_precision);

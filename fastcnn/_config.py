@@ -34,8 +34,8 @@ def build_info() -> dict:
     """How this fastcnn was built and what it runs on.
 
     Keys: version, openmp (bool: kernels threaded), simd (the instruction set the
-    convolution kernels dispatch to: 'avx2+fma' or 'generic'; FASTCNN_SIMD=generic in the
-    environment forces the generic path), cpu_simd (the widest the CPU has), compiler,
+    convolution kernels dispatch to: 'avx512', 'avx2+fma' or 'generic', the best the CPU
+    runs unless FASTCNN_SIMD=generic|avx2|avx512 in the environment asks for a lower one), cpu_simd (the widest the CPU has), compiler,
     num_threads, numpy, python, machine.
     """
     from . import __version__

@@ -13,13 +13,14 @@ cdef extern from "conv.h" nogil:
         Py_ssize_t ldk
         Py_ssize_t ldy_row
         Py_ssize_t y_col_step
+        int flat
     int fc_conv_select(int want_simd)
     int fc_conv_lanes(int double_precision)
     const char *fc_conv_path()
     void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kb,
-                           const float *bias, int accumulate, float *y)
+                           const float *bias, float *y)
     void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kb,
-                           const double *bias, int accumulate, double *y)
+                           const double *bias, double *y)
     void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, int kb,
                            float *dw)
     void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,

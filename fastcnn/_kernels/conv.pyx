@@ -33,26 +33,31 @@ from cython cimport floating
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
-cdef Py_ssize_t SLACK = 32   # elements a microkernel may read past the end of a row
+cdef Py_ssize_t SLACK = 64   # elements a microkernel may read past the end of a row
 cdef Py_ssize_t TILE_PIXELS = 256   # output pixels per forward task (rows x columns)
 cdef Py_ssize_t WGRAD_PIXELS = 512  # output-gradient pixels per weight-gradient row block
 cdef Py_ssize_t NSLOT = 2
 
 
+_LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
+
+
 def select_path(str path):
-    """Use the SIMD ('avx2+fma', when the CPU has it) or the 'generic' microkernels."""
-    if path not in ("simd", "generic"):
-        raise ValueError(f"path must be 'simd' or 'generic', got {path!r}")
-    fc_conv_select(path == "simd")
+    """Use the 'generic', 'avx2' or 'avx512' microkernels, or the best this CPU runs ('best');
+    a level the CPU lacks falls back to the best it has. Returns the path now in use."""
+    if path != "best" and path not in _LEVELS:
+        raise ValueError(f"path must be 'best' or one of {sorted(_LEVELS)}, got {path!r}")
+    fc_conv_select(_LEVELS.get(path, 2))
     return fc_conv_path().decode()
 
 
 def kernel_path():
-    """The instruction set the convolution microkernels use now."""
+    """The instruction set the convolution microkernels use now: 'avx512', 'avx2+fma' or
+    'generic'."""
     return fc_conv_path().decode()
 
 
-select_path("generic" if os.environ.get("FASTCNN_SIMD") == "generic" else "simd")
+select_path(os.environ.get("FASTCNN_SIMD") or "best")
 
 
 # ----------------------------------------------------------------------------- operand prep
@@ -133,9 +138,9 @@ cdef void _tiles(const fc_conv_geom *g, const floating *x, const floating *wk, i
                  const floating *bias, floating *y) noexcept nogil:
     cdef unsigned csr = fc_denormals_off()
     if floating is float:
-        fc_conv_tiles_f32(g, x, wk, kb, bias, 0, y)
+        fc_conv_tiles_f32(g, x, wk, kb, bias, y)
     else:
-        fc_conv_tiles_f64(g, x, wk, kb, bias, 0, y)
+        fc_conv_tiles_f64(g, x, wk, kb, bias, y)
     fc_denormals_restore(csr)
 
 
@@ -166,6 +171,9 @@ cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating
     geo.ldk = ldk
     geo.ldy_row = ldy_row
     geo.y_col_step = y_col_step
+    # run tiles across row ends when that wastes fewer lanes than partial tiles per row
+    cdef Py_ssize_t tile = 2 * fc_conv_lanes(floating is double)
+    geo.flat = row_step < (Q + tile - 1) // tile * tile
     for task in prange(ntasks, nogil=True, schedule="static", num_threads=n_threads):
         rblk = task % rblocks
         kblk = (task // rblocks) % kblocks
@@ -347,6 +355,7 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     geo.ldk = P * Qp
     geo.ldy_row = Qp
     geo.y_col_step = 1
+    geo.flat = 0
     for task in prange(slots * groups * kblocks, nogil=True, schedule="static",
                        num_threads=n_threads):
         kblk = task % kblocks

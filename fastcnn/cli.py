@@ -1,4 +1,4 @@
-"""The `fastcnn` command: train, evaluate, predict, bench, info.
+"""The `fastcnn` command: train, evaluate, predict, visualize, bench, info.
 
 User mistakes (a missing file, a bad option, a corrupt model) print one line,
 ``fastcnn: error: ...``, and exit with status 2; nothing prints a traceback for them
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -72,8 +73,10 @@ def cmd_train(args) -> int:
     print(f"test accuracy: {result['accuracy']:.4f} (loss {result['loss']:.4f}, "
           f"{len(x_test)} images)")
     if args.output:
+        curves = {key: [v if math.isfinite(v) else None for v in values]  # JSON has no NaN
+                  for key, values in history.history.items()}
         save(model, args.output, metadata={"input_shape": [c, h, w], "classes": classes,
-                                           "dataset": args.data})
+                                           "dataset": args.data, "history": curves})
         print(f"saved the model to {args.output}")
     return 0
 
@@ -116,20 +119,59 @@ def _read_image(path, shape):
     return a
 
 
+def _input_shape(path, meta) -> tuple:
+    """The (C, H, W) images a saved model takes, from its metadata."""
+    shape = meta.get("input_shape")
+    if not shape:
+        raise UserError(f"{path}: no input shape stored with the model "
+                        f"(save it with metadata={{'input_shape': [C, H, W]}})")
+    return tuple(shape)
+
+
 def cmd_predict(args) -> int:
     from . import load, predict
 
     model, meta = load(args.model, with_metadata=True)
-    shape = meta.get("input_shape")
-    if not shape:
-        raise UserError(f"{args.model}: no input shape stored with the model "
-                        f"(save it with metadata={{'input_shape': [C, H, W]}})")
-    batch = np.stack([_read_image(p, tuple(shape)) for p in args.images])
+    shape = _input_shape(args.model, meta)
+    batch = np.stack([_read_image(p, shape) for p in args.images])
     probs = predict(model, batch)
     for path, p in zip(args.images, probs):
         top = np.argsort(p)[::-1][: args.top]
         guesses = ", ".join(f"{k} ({p[k]:.3f})" for k in top)
         print(f"{path}: {guesses}")
+    return 0
+
+
+def cmd_visualize(args) -> int:
+    from . import load, predict, viz
+    from .nn import Conv2d
+
+    model, meta = load(args.model, with_metadata=True)
+    image = _read_image(args.image, _input_shape(args.model, meta))
+    conv = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
+    pictures = []  # (file name, what it shows, function drawing it to a path)
+    if conv is not None:
+        pictures.append(("filters.png", f"the filters of the first conv layer, {conv!r}",
+                         lambda path: viz.plot_filters(conv, path)))
+    pictures.append(("activations.png", f"the activation maps of {args.image}",
+                     lambda path: viz.plot_activations(model, image, path)))
+    if meta.get("history"):
+        pictures.append(("history.png", "loss and accuracy per epoch",
+                         lambda path: viz.plot_history(meta["history"], path)))
+    spec = args.data or meta.get("dataset")
+    if spec:
+        _, _, x_test, y_test, name = _load_dataset(spec)
+        pictures.append(("confusion.png", f"the confusion matrix on the {name} test set",
+                         lambda path: viz.plot_confusion_matrix(y_test, predict(model, x_test),
+                                                                path=path)))
+    os.makedirs(args.out, exist_ok=True)
+    for name, what, draw in pictures:
+        path = os.path.join(args.out, name)
+        try:
+            draw(path)
+        except ImportError as e:  # matplotlib is missing: one line, like any user error
+            raise UserError(str(e)) from None
+        print(f"{path}: {what}")
     return 0
 
 
@@ -204,6 +246,17 @@ def _parser():
                    "floats, scaled like the training data)")
     r.add_argument("--top", type=_positive_int, default=3, help="classes to show per image")
     r.set_defaults(run=cmd_predict)
+
+    v = sub.add_parser("visualize", help="draw a saved model's filters and activation maps "
+                       "(needs matplotlib)", description="Write PNGs of the first conv "
+                       "layer's filters, the activation maps of one image and, when the model "
+                       "file has them, the training curves and the test-set confusion matrix.")
+    v.add_argument("model", help="a file written by `fastcnn train --output`")
+    v.add_argument("--image", required=True, help="a .png or .npy image the model takes")
+    v.add_argument("--out", required=True, help="directory for the PNGs (created if needed)")
+    v.add_argument("--data", help="dataset for the confusion matrix (default: the one it was "
+                   "trained on, if recorded)")
+    v.set_defaults(run=cmd_visualize)
 
     b = sub.add_parser("bench", help="benchmark the kernels against NumPy and PyTorch",
                        add_help=False)

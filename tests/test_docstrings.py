@@ -13,6 +13,8 @@ MODULES = sorted(name for _, name, _ in pkgutil.walk_packages(fastcnn.__path__, 
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name, tmp_path, monkeypatch):
+    if name == "fastcnn.viz":
+        pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

@@ -3,6 +3,11 @@
 OpenMP is probed once per build by compiling and running a tiny `#pragma omp parallel`
 program; when that fails the kernels build serially with a warning. The default flags are
 portable (no -march=native): set FASTCNN_NATIVE=1 to tune for the build machine instead.
+
+Two switches build checked kernels for testing (tools/check_debug.sh, tools/check_sanitizers.sh),
+never for release: FASTCNN_DEBUG=1 turns on Cython's bounds, wraparound and initialisation checks
+and Python's division semantics, at -O0 -g; FASTCNN_SANITIZE=1 compiles and links with
+AddressSanitizer and UndefinedBehaviorSanitizer.
 """
 import os
 import shutil
@@ -15,10 +20,13 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
+DEBUG = os.environ.get("FASTCNN_DEBUG") == "1"
+SANITIZE = os.environ.get("FASTCNN_SANITIZE") == "1"
+
 KERNELS = {
     "fastcnn._kernels.runtime": ["fastcnn/_kernels/runtime.pyx", "csrc/runtime.c"],
     "fastcnn._kernels.conv": ["fastcnn/_kernels/conv.pyx", "csrc/conv.c"],
-    "fastcnn._kernels.pool": ["fastcnn/_kernels/pool.pyx"],
+    "fastcnn._kernels.pool": ["fastcnn/_kernels/pool.pyx", "csrc/pool.c"],
 }
 
 OMP_PROBE = r"""
@@ -64,6 +72,15 @@ class BuildExt(build_ext):
         unix = self.compiler.compiler_type != "msvc"
         cflags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"] if unix else ["/O2"]
         lflags = []
+        if DEBUG and unix:
+            cflags += ["-O0", "-g"]
+        if SANITIZE and unix:
+            # -fno-wrapv (Python's flags have -fwrapv) so that signed overflow is reported
+            sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
+            cflags += sanitizers + ["-fno-omit-frame-pointer", "-fno-wrapv", "-g"]
+            lflags += sanitizers
+        if DEBUG or SANITIZE:
+            self.force = True  # never reuse objects of an unchecked build
         if os.environ.get("FASTCNN_NATIVE") == "1" and unix:
             cflags.append("-march=native")
         omp = openmp_flags(self.compiler)
@@ -90,12 +107,13 @@ setup(
         extensions,
         compiler_directives={
             "language_level": 3,
-            "boundscheck": False,
-            "wraparound": False,
-            "initializedcheck": False,
-            "cdivision": True,
+            "boundscheck": DEBUG,
+            "wraparound": DEBUG,
+            "initializedcheck": DEBUG,
+            "cdivision": not DEBUG,
             "embedsignature": True,
         },
+        force=DEBUG,  # regenerate C that an unchecked build left behind
     ),
     cmdclass={"build_ext": BuildExt},
 )

@@ -3,52 +3,12 @@
 Arrays are C-contiguous, one float dtype, sizes already checked by fastcnn.functional:
 x__nchw (N, C, H, W), y__ncpq (N, C, P, Q), indices int64 (N, C, P, Q) holding flat positions
 h*W + w in the input plane. Each thread owns whole (n, c) planes, so no two threads write the
-same element. Window bounds follow PyTorch's CPU kernels exactly (see each function), so the
-NaN, tie, ceil_mode and divisor rules match PyTorch.
+same element. Window bounds follow PyTorch's CPU kernels exactly (see each function and
+csrc/pool.h), so the NaN, tie, ceil_mode and divisor rules match PyTorch.
 """
 from cython.parallel cimport prange
 from cython cimport floating
 from libc.stdint cimport int64_t
-from libc.math cimport isnan, INFINITY
-
-
-cdef void _max_plane(const floating *x, floating *y, int64_t *ind, Py_ssize_t H, Py_ssize_t W,
-                     Py_ssize_t P, Py_ssize_t Q, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
-                     Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh,
-                     Py_ssize_t dw) noexcept nogil:
-    # Scan each window row-major; a strictly larger value or any NaN takes over, so ties keep
-    # the first maximum and a NaN window reports its last NaN. The index starts at the
-    # window's first in-bounds element (an all -inf window points there).
-    cdef Py_ssize_t p, q, h, w, h0, h1, w0, w1, best
-    cdef floating v, m
-    for p in range(P):
-        h0 = p * sh - ph
-        h1 = h0 + (kh - 1) * dh + 1
-        if h1 > H:
-            h1 = H
-        while h0 < 0:
-            h0 = h0 + dh
-        for q in range(Q):
-            w0 = q * sw - pw
-            w1 = w0 + (kw - 1) * dw + 1
-            if w1 > W:
-                w1 = W
-            while w0 < 0:
-                w0 = w0 + dw
-            best = h0 * W + w0
-            m = -INFINITY
-            h = h0
-            while h < h1:
-                w = w0
-                while w < w1:
-                    v = x[h * W + w]
-                    if v > m or isnan(v):
-                        m = v
-                        best = h * W + w
-                    w = w + dw
-                h = h + dh
-            y[p * Q + q] = m
-            ind[p * Q + q] = best
 
 
 def max_forward(const floating[:, :, :, ::1] x__nchw,     # IN
@@ -56,18 +16,25 @@ def max_forward(const floating[:, :, :, ::1] x__nchw,     # IN
                 int64_t[:, :, :, ::1] indices__ncpq,      # OUT, every element written
                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
                 Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
-    """Max-pooling with PyTorch's padding, dilation and NaN rules; also writes argmax indices."""
-    cdef Py_ssize_t NC = x__nchw.shape[0] * x__nchw.shape[1]
-    cdef Py_ssize_t H = x__nchw.shape[2], W = x__nchw.shape[3]
-    cdef Py_ssize_t P = y__ncpq.shape[2], Q = y__ncpq.shape[3], plane
+    """Max-pooling with PyTorch's padding, dilation and NaN rules; also writes argmax indices
+    (csrc/pool.c does one plane)."""
+    cdef Py_ssize_t NC = x__nchw.shape[0] * x__nchw.shape[1], plane
+    cdef fc_pool_geom g
+    g.H, g.W = x__nchw.shape[2], x__nchw.shape[3]
+    g.P, g.Q = y__ncpq.shape[2], y__ncpq.shape[3]
+    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw = kh, kw, sh, sw, ph, pw, dh, dw
     if NC == 0:
         return
     cdef const floating *x = &x__nchw[0, 0, 0, 0]
     cdef floating *y = &y__ncpq[0, 0, 0, 0]
     cdef int64_t *ind = &indices__ncpq[0, 0, 0, 0]
     for plane in prange(NC, nogil=True, schedule="static", num_threads=n_threads):
-        _max_plane(x + plane * H * W, y + plane * P * Q, ind + plane * P * Q,
-                   H, W, P, Q, kh, kw, sh, sw, ph, pw, dh, dw)
+        if floating is float:
+            fc_maxpool_plane_f32(&g, x + plane * g.H * g.W, y + plane * g.P * g.Q,
+                                 ind + plane * g.P * g.Q)
+        else:
+            fc_maxpool_plane_f64(&g, x + plane * g.H * g.W, y + plane * g.P * g.Q,
+                                 ind + plane * g.P * g.Q)
 
 
 def max_backward(const floating[:, :, :, ::1] gy__ncpq,      # IN

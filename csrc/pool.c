@@ -1,0 +1,72 @@
+#include <math.h>
+
+#include "pool.h"
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && defined(__linux__)
+#define FC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FC_CLONES
+#endif
+
+/* First position >= 0 of the sequence start, start + step, ... */
+static inline ptrdiff_t first_inside(ptrdiff_t start, ptrdiff_t step)
+{
+    return start >= 0 ? start : start + (-start + step - 1) / step * step;
+}
+
+/* Output columns q whose tap at column offset `off` (= s*dw - pw) lies inside [0, W). */
+static inline void valid_columns(const fc_pool_geom *g, ptrdiff_t off, ptrdiff_t *lo,
+                                 ptrdiff_t *hi)
+{
+    ptrdiff_t a = off >= 0 ? 0 : (-off + g->sw - 1) / g->sw;
+    ptrdiff_t b = g->W - off <= 0 ? 0 : (g->W - 1 - off) / g->sw + 1;
+    *lo = a;
+    *hi = b < g->Q ? b : g->Q;
+}
+
+#define MAXPOOL_PLANE(NAME, T)                                                               \
+    FC_CLONES void NAME(const fc_pool_geom *g, const T *x, T *y, int64_t *ind)               \
+    {                                                                                        \
+        const ptrdiff_t sw = g->sw;                                                          \
+        ptrdiff_t p, q, h, s, lo, hi;                                                        \
+        for (p = 0; p < g->P; p++) {                                                         \
+            const ptrdiff_t h0 = p * g->sh - g->ph;                                          \
+            const ptrdiff_t hs = first_inside(h0, g->dh);                                    \
+            const ptrdiff_t he0 = h0 + (g->kh - 1) * g->dh + 1;                              \
+            const ptrdiff_t he = he0 < g->H ? he0 : g->H;                                    \
+            T *restrict yr = y + p * g->Q;                                                   \
+            int64_t *restrict ir = ind + p * g->Q;                                           \
+            for (q = 0; q < g->Q; q++) {                                                     \
+                yr[q] = -INFINITY;                                                           \
+                ir[q] = hs * g->W + first_inside(q * g->sw - g->pw, g->dw);                  \
+            }                                                                                \
+            for (h = hs; h < he; h += g->dh) {                                               \
+                for (s = 0; s < g->kw; s++) {                                                \
+                    const ptrdiff_t off = s * g->dw - g->pw;                                 \
+                    const T *restrict xr = x + h * g->W + off;                               \
+                    const int64_t base = h * g->W + off;                                     \
+                    valid_columns(g, off, &lo, &hi);                                         \
+                    if (sw == 1) {                                                             \
+                        for (q = lo; q < hi; q++) {                                          \
+                            const T v = xr[q], m = yr[q];                                    \
+                            const int64_t i = ir[q];                                         \
+                            const _Bool take = (v > m) | (v != v);                           \
+                            yr[q] = take ? v : m;                                            \
+                            ir[q] = take ? base + q : i;                                     \
+                        }                                                                    \
+                    } else {                                                                 \
+                        for (q = lo; q < hi; q++) {                                          \
+                            const T v = xr[q * sw], m = yr[q];                               \
+                            const int64_t i = ir[q];                                         \
+                            const _Bool take = (v > m) | (v != v);                           \
+                            yr[q] = take ? v : m;                                            \
+                            ir[q] = take ? base + q * sw : i;                                \
+                        }                                                                    \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+MAXPOOL_PLANE(fc_maxpool_plane_f32, float)
+MAXPOOL_PLANE(fc_maxpool_plane_f64, double)

@@ -28,9 +28,8 @@ import os
 
 import numpy as np
 
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 from cython cimport floating
-from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 cdef Py_ssize_t SLACK = 64   # elements a microkernel may read past the end of a row
@@ -280,16 +279,13 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
 cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
                       floating *dw, int kb, Py_ssize_t first_image, Py_ssize_t N,
                       Py_ssize_t gy_image, Py_ssize_t x_image, Py_ssize_t P, Py_ssize_t Q,
-                      Py_ssize_t rb) noexcept nogil:
+                      Py_ssize_t rb, floating *dy) noexcept nogil:
     # dw[kb, C, taps] += the sums over images first_image, first_image + NSLOT, ... < N.
-    # Each image's kb output-gradient planes are first copied into rows padded with zeros
-    # to whole vectors (ldy_row), which the microkernel requires.
+    # Each image's kb output-gradient planes are first copied into dy (this thread's
+    # scratch), in rows padded with zeros to whole vectors (ldy_row) as the microkernel needs.
     cdef fc_conv_geom g = shared[0]
     cdef Py_ssize_t n, p0, k, p, Qp = g.ldy_row
-    cdef floating *dy = <floating *>malloc(kb * P * Qp * sizeof(floating))
     cdef unsigned csr
-    if dy == NULL:
-        return
     memset(dy, 0, kb * P * Qp * sizeof(floating))
     csr = fc_denormals_off()
     n = first_image
@@ -308,7 +304,6 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
             p0 = p0 + rb
         n = n + NSLOT
     fc_denormals_restore(csr)
-    free(dy)
 
 
 def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
@@ -338,10 +333,11 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef const floating *x = &buf[0]
     cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]
     cdef floating *out0 = &gw__kcrs[0, 0, 0, 0]
-    cdef floating *out1 = &partial[0]
-    cdef Py_ssize_t kblocks = (Kg + FC_WK - 1) // FC_WK
     cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
     cdef Py_ssize_t Qp = (Q + lanes - 1) // lanes * lanes
+    cdef floating[:, ::1] scratch = np.empty((n_threads, FC_WK * P * Qp), gw.dtype)
+    cdef floating *out1 = &partial[0]
+    cdef Py_ssize_t kblocks = (Kg + FC_WK - 1) // FC_WK
     cdef Py_ssize_t rb = max(1, min(P, WGRAD_PIXELS // Qp))
     cdef Py_ssize_t task, slot, g, kblk, k0
     cdef int kb
@@ -365,6 +361,6 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
         kb = <int>min(FC_WK, Kg - kblk * FC_WK)
         _wgrad_task(&geo, gy + k0 * P * Q, x + g * Cg * prep.plane,
                     (out0 if slot == 0 else out1) + k0 * Cg * R * S, kb, slot, N,
-                    K * P * Q, C * prep.plane, P, Q, rb)
+                    K * P * Q, C * prep.plane, P, Q, rb, &scratch[threadid(), 0])
     if slots > 1:
         gw += partial_arr[0]

@@ -17,9 +17,13 @@
 /* ---- baseline (any CPU): 32-byte vectors, in pairs of SSE registers on x86-64 ------------ */
 #define VBYTES 32
 #define ISA base
+#define WGRAD_K 4
+#define WGRAD_U 3
 #include "conv_types.inc"
 #undef VBYTES
 #undef ISA
+#undef WGRAD_K
+#undef WGRAD_U
 
 #if FC_X86
 /* ---- AVX2 + FMA: 32-byte vectors ---------------------------------------------------------- */
@@ -31,9 +35,13 @@
 #endif
 #define VBYTES 32
 #define ISA avx2
+#define WGRAD_K 4 /* 12 accumulators of 16 registers */
+#define WGRAD_U 3
 #include "conv_types.inc"
 #undef VBYTES
 #undef ISA
+#undef WGRAD_K
+#undef WGRAD_U
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -50,9 +58,13 @@
 #endif
 #define VBYTES 64
 #define ISA avx512
+#define WGRAD_K 6 /* 24 accumulators of 32 registers */
+#define WGRAD_U 4
 #include "conv_types.inc"
 #undef VBYTES
 #undef ISA
+#undef WGRAD_K
+#undef WGRAD_U
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -90,6 +102,11 @@ const char *fc_conv_path(void)
     if (level < 0)
         fc_conv_select(FC_AVX512);
     return names[level];
+}
+
+int fc_conv_wgrad_kb(void)
+{
+    return level == FC_AVX512 ? 6 : 4;
 }
 
 int fc_conv_lanes(int double_precision)

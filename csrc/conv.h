@@ -18,7 +18,9 @@
  *
  *     dw[kb, c, t] += sum_{i, j} dy[kb*ldk + i*ldy_row + j] * x[c*ldc + i*row_step + j + tap[t]]
  *
- * for FC_WK output channels x FC_WT (channel, tap) pairs at a time, summed over a block of
+ * for up to FC_WK_MAX output channels x FC_WU_MAX (channel, tap) pairs at a time (the tile
+ * suits each instruction set's register count: fc_conv_wgrad_kb tells the caller how many
+ * output channels to hand over at once), summed over a block of
  * rows. dy rows must be padded with zeros to ldy_row, a multiple of the vector length
  * (fc_conv_lanes), so that whole vectors can be read.
  *
@@ -31,8 +33,8 @@
 #include <stddef.h>
 
 #define FC_KB 6 /* output channels per forward tile */
-#define FC_WK 4 /* output channels per weight-gradient tile */
-#define FC_WT 3 /* taps per weight-gradient tile */
+#define FC_WK_MAX 6 /* output channels per weight-gradient tile, at most */
+#define FC_WU_MAX 4 /* (channel, tap) pairs per weight-gradient tile, at most */
 
 typedef struct {
     ptrdiff_t C;          /* input channels summed over */
@@ -59,6 +61,7 @@ void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk,
 
 /* dw: [kb][C][ntaps], added into. rows/cols/ldy_row/ldk of g describe dy. */
 int fc_conv_lanes(int double_precision);
+int fc_conv_wgrad_kb(void);
 void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, int kb,
                        float *dw);
 void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,

@@ -1,7 +1,6 @@
 cdef extern from "conv.h" nogil:
     enum:
         FC_KB
-        FC_WK
     ctypedef struct fc_conv_geom:
         Py_ssize_t C
         Py_ssize_t ntaps
@@ -16,6 +15,7 @@ cdef extern from "conv.h" nogil:
         int flat
     int fc_conv_select(int want_simd)
     int fc_conv_lanes(int double_precision)
+    int fc_conv_wgrad_kb()
     const char *fc_conv_path()
     void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kb,
                            const float *bias, float *y)

@@ -17,7 +17,7 @@ prepares their operands and splits the work over OpenMP threads:
   backward_data is a forward pass over the padded output gradient with the weights'
               channel axes swapped, one pass per stride phase of the input gradient, over
               the taps that reach that phase (Georganas et al., SC18).
-  backward_weight one task = (slot, group, block of FC_WK output channels); slot s sums
+  backward_weight one task = (slot, group, block of output channels); slot s sums
               images s, s + NSLOT, ... into its own partial gradient, and the partials are
               added in a fixed order at the end: no two threads write the same element, and
               the result does not depend on the thread count. Each task copies its block of
@@ -335,9 +335,10 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef floating *out0 = &gw__kcrs[0, 0, 0, 0]
     cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
     cdef Py_ssize_t Qp = (Q + lanes - 1) // lanes * lanes
-    cdef floating[:, ::1] scratch = np.empty((n_threads, FC_WK * P * Qp), gw.dtype)
+    cdef Py_ssize_t WK = fc_conv_wgrad_kb()
+    cdef floating[:, ::1] scratch = np.empty((n_threads, WK * P * Qp), gw.dtype)
     cdef floating *out1 = &partial[0]
-    cdef Py_ssize_t kblocks = (Kg + FC_WK - 1) // FC_WK
+    cdef Py_ssize_t kblocks = (Kg + WK - 1) // WK
     cdef Py_ssize_t rb = max(1, min(P, WGRAD_PIXELS // Qp))
     cdef Py_ssize_t task, slot, g, kblk, k0
     cdef int kb
@@ -357,8 +358,8 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
         kblk = task % kblocks
         g = (task // kblocks) % groups
         slot = task // (kblocks * groups)
-        k0 = g * Kg + kblk * FC_WK
-        kb = <int>min(FC_WK, Kg - kblk * FC_WK)
+        k0 = g * Kg + kblk * WK
+        kb = <int>min(WK, Kg - kblk * WK)
         _wgrad_task(&geo, gy + k0 * P * Q, x + g * Cg * prep.plane,
                     (out0 if slot == 0 else out1) + k0 * Cg * R * S, kb, slot, N,
                     K * P * Q, C * prep.plane, P, Q, rb, &scratch[threadid(), 0])

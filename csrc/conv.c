@@ -17,6 +17,8 @@
 /* ---- baseline (any CPU): 32-byte vectors, in pairs of SSE registers on x86-64 ------------ */
 #define VBYTES 32
 #define ISA base
+#define TILE_ACC 12
+#define TILE_NV_MAX 2
 #define WGRAD_K 4
 #define WGRAD_U 3
 #include "conv_types.inc"
@@ -24,6 +26,8 @@
 #undef ISA
 #undef WGRAD_K
 #undef WGRAD_U
+#undef TILE_ACC
+#undef TILE_NV_MAX
 
 #if FC_X86
 /* ---- AVX2 + FMA: 32-byte vectors ---------------------------------------------------------- */
@@ -35,6 +39,8 @@
 #endif
 #define VBYTES 32
 #define ISA avx2
+#define TILE_ACC 12 /* of 16 registers */
+#define TILE_NV_MAX 2 /* measured: wider tiles for few output channels spill and slow all */
 #define WGRAD_K 4 /* 12 accumulators of 16 registers */
 #define WGRAD_U 3
 #include "conv_types.inc"
@@ -42,6 +48,8 @@
 #undef ISA
 #undef WGRAD_K
 #undef WGRAD_U
+#undef TILE_ACC
+#undef TILE_NV_MAX
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -58,6 +66,8 @@
 #endif
 #define VBYTES 64
 #define ISA avx512
+#define TILE_ACC 24 /* of 32 registers */
+#define TILE_NV_MAX 6
 #define WGRAD_K 6 /* 24 accumulators of 32 registers */
 #define WGRAD_U 4
 #include "conv_types.inc"
@@ -65,6 +75,8 @@
 #undef ISA
 #undef WGRAD_K
 #undef WGRAD_U
+#undef TILE_ACC
+#undef TILE_NV_MAX
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

@@ -6,13 +6,14 @@
  *     y[kb, i, j] = bias[kb] + sum_{c < C, t < ntaps} w[c, t, kb] * x[c*ldc + i*row_step + j + tap[t]]
  *
  * over a prepared input x (zero-padded, and for column stride > 1 split into column phases, so
- * that consecutive output columns read consecutive input elements). Each tile is FC_KB output
- * channels x 2 SIMD vectors of output positions, held in 12 accumulators for the whole c, t
- * sum (Zhang, Franchetti and Low, ICML 2018). With `flat`, tiles run on across row ends (x's
- * offset i*row_step + j is one running index), so narrow rows waste no partial tiles; the
- * lanes that fall in the row_step - cols columns between rows are computed and dropped.
- * Reads may run up to 2 vectors past the last output: the prepared buffers carry that much
- * slack at their end.
+ * that consecutive output columns read consecutive input elements). Each tile is up to FC_KB
+ * output channels x some SIMD vectors of output positions, held in accumulator registers for
+ * the whole c, t sum (Zhang, Franchetti and Low, ICML 2018): 12 accumulators with AVX2's 16
+ * registers, 24 with AVX-512's 32, with more vectors when there are fewer output channels.
+ * Where it wastes fewer lanes than partial tiles per row, tiles run on across row ends (x's
+ * offset i*row_step + j is one running index); the lanes that fall in the row_step - cols
+ * columns between rows are computed and dropped. Reads may run up to FC_SLACK elements past
+ * the last output: the prepared buffers carry that much slack at their end.
  *
  * `fc_conv_wgrad_*` is the weight gradient, vectorised along output columns:
  *
@@ -32,7 +33,8 @@
 
 #include <stddef.h>
 
-#define FC_KB 6 /* output channels per forward tile */
+#define FC_KB 6     /* output channels per forward tile */
+#define FC_SLACK 128 /* elements a tile may read past the end of its input */
 #define FC_WK_MAX 6 /* output channels per weight-gradient tile, at most */
 #define FC_WU_MAX 4 /* (channel, tap) pairs per weight-gradient tile, at most */
 
@@ -46,7 +48,6 @@ typedef struct {
     ptrdiff_t ldk;        /* y channel pitch */
     ptrdiff_t ldy_row;    /* y row pitch */
     ptrdiff_t y_col_step; /* y element step between output columns (1, or the stride) */
-    int flat;             /* tiles may span rows (see above) */
 } fc_conv_geom;
 
 /* Which instruction set the routines below use: 1 = AVX2+FMA, 0 = baseline. */

@@ -1,6 +1,7 @@
 cdef extern from "conv.h" nogil:
     enum:
         FC_KB
+        FC_SLACK
     ctypedef struct fc_conv_geom:
         Py_ssize_t C
         Py_ssize_t ntaps
@@ -12,7 +13,6 @@ cdef extern from "conv.h" nogil:
         Py_ssize_t ldk
         Py_ssize_t ldy_row
         Py_ssize_t y_col_step
-        int flat
     int fc_conv_select(int want_simd)
     int fc_conv_lanes(int double_precision)
     int fc_conv_wgrad_kb()

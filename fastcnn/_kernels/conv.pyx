@@ -32,7 +32,6 @@ from cython.parallel cimport prange, threadid
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-cdef Py_ssize_t SLACK = 64   # elements a microkernel may read past the end of a row
 cdef Py_ssize_t TILE_PIXELS = 256   # output pixels per forward task (rows x columns)
 cdef Py_ssize_t WGRAD_PIXELS = 512  # output-gradient pixels per weight-gradient row block
 cdef Py_ssize_t NSLOT = 2
@@ -73,7 +72,7 @@ cdef class _Prepared:
         self.phase_len = (cols + phases - 1) // phases
         self.row_pitch = phases * self.phase_len
         self.plane = rows * self.row_pitch
-        self.buffer = np.empty(NC * self.plane + SLACK, dtype=dtype)
+        self.buffer = np.empty(NC * self.plane + FC_SLACK, dtype=dtype)
 
 
 cdef void _prepare_plane(const floating *src, floating *dst, Py_ssize_t H, Py_ssize_t W,
@@ -104,7 +103,7 @@ cdef _Prepared _prepare(const floating[:, :, :, ::1] src, Py_ssize_t top, Py_ssi
     cdef const floating *s = &src[0, 0, 0, 0]
     cdef floating *d = &buf[0]
     cdef Py_ssize_t pplane = prep.plane, plen = prep.phase_len
-    memset(d + NC * pplane, 0, SLACK * sizeof(floating))
+    memset(d + NC * pplane, 0, FC_SLACK * sizeof(floating))
     for plane in prange(NC, nogil=True, schedule="static", num_threads=n_threads):
         _prepare_plane(s + plane * H * W, d + plane * pplane, H, W, top, left, rows, phases,
                        plen)
@@ -170,9 +169,6 @@ cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating
     geo.ldk = ldk
     geo.ldy_row = ldy_row
     geo.y_col_step = y_col_step
-    # run tiles across row ends when that wastes fewer lanes than partial tiles per row
-    cdef Py_ssize_t tile = 2 * fc_conv_lanes(floating is double)
-    geo.flat = row_step < (Q + tile - 1) // tile * tile
     for task in prange(ntasks, nogil=True, schedule="static", num_threads=n_threads):
         rblk = task % rblocks
         kblk = (task // rblocks) % kblocks
@@ -352,7 +348,6 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     geo.ldk = P * Qp
     geo.ldy_row = Qp
     geo.y_col_step = 1
-    geo.flat = 0
     for task in prange(slots * groups * kblocks, nogil=True, schedule="static",
                        num_threads=n_threads):
         kblk = task % kblocks

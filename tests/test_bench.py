@@ -1,0 +1,152 @@
+"""The benchmark runner behind `fastcnn bench`: a consistent case table, the split conv
+gradients it times, and the command line (JSON keys, bad options). Figures are not checked:
+benchmarks are not tests."""
+import io
+import json
+
+import numpy as np
+import pytest
+
+import fastcnn
+import fastcnn.functional as F
+from fastcnn import _args, bench
+
+CASES = {case.name: case for case in bench.CASES}
+
+
+def test_case_names_are_unique_and_ops_fit_their_kind():
+    assert len(CASES) == len(bench.CASES)
+    ops = {"conv": {"forward", "backward_data", "backward_weight"},
+           "pool": {"forward", "backward"}, "net": {"train_step", "inference"}}
+    for case in bench.CASES:
+        assert case.op in ops[case.kind], case.name
+        assert case.name.startswith(f"{case.kind}.") and case.name.endswith(f".{case.op}")
+
+
+def test_conv_flops_match_a_hand_count():
+    # LeNet-5 conv2: 64 images, 6 -> 16 channels, 14x14 -> 10x10, 5x5 kernel.
+    assert CASES["conv.lenet5-c2.forward"].flops == 2 * 64 * 16 * 10 * 10 * 6 * 5 * 5
+    # Stem: 224 + 2*3 - 7 = 223, // 2 + 1 = 112 outputs per side.
+    assert CASES["conv.stem-7x7s2.backward_weight"].flops == 2 * 8 * 64 * 112 * 112 * 3 * 7 * 7
+    # Depthwise: each output channel reads one input channel.
+    assert CASES["conv.depthwise-3x3.backward_data"].flops == 2 * 16 * 128 * 28 * 28 * 1 * 3 * 3
+
+
+def test_training_step_flops_are_three_forwards_of_conv_and_linear_layers():
+    conv1 = 2 * 64 * 6 * 28 * 28 * 1 * 5 * 5
+    conv2 = 2 * 64 * 16 * 10 * 10 * 6 * 5 * 5
+    linear = 2 * 64 * (400 * 120 + 120 * 84 + 84 * 10)
+    assert CASES["net.lenet5.inference"].flops == conv1 + conv2 + linear
+    assert CASES["net.lenet5.train_step"].flops == 3 * (conv1 + conv2 + linear)
+
+
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+def test_every_case_shape_is_valid_for_functional(quick):
+    for case in bench.CASES:
+        s = case.quick() if quick else case
+        s = s.spec
+        if isinstance(s, bench.Conv):
+            x = np.empty((s.N, s.C, s.H, s.W), np.float32)
+            w = np.empty((s.K, s.C // s.groups, s.R, s.S), np.float32)
+            g = _args.conv_geometry("conv2d", x, w, s.stride, s.padding, 1, s.groups)
+            assert (g.P, g.Q) == (s.P, s.Q), case.name
+        elif isinstance(s, bench.Pool):
+            g = _args.pool_geometry("max_pool2d", (s.N, s.C, s.H, s.W), s.kernel, s.stride,
+                                    s.padding, 1, False)
+            assert (g.P, g.Q) == (s.P, s.Q), case.name
+
+
+def test_quick_divides_only_the_batch_by_eight():
+    case = CASES["conv.vgg-3x3.forward"]
+    assert case.quick().spec == bench.Conv(1, 64, 56, 56, 64, 3, 3, padding=1)
+    assert CASES["net.vgg-cifar.train_step"].quick().spec.N == 8
+
+
+@pytest.mark.parametrize("name", ["conv.stem-7x7s2", "conv.depthwise-3x3", "conv.cifar-c1"])
+@pytest.mark.parametrize("engine", ["fastcnn", "reference"])
+def test_split_conv_gradients_equal_conv2d_backward(name, engine):
+    s = CASES[f"{name}.forward"].spec
+    s = bench.Conv(1, s.C, 12, 12, s.K, s.R, s.S, s.stride, s.padding, s.groups)
+    d = bench.make_inputs(bench.Case("x", "forward", s))
+    grad_y = np.random.default_rng(1).standard_normal((1, s.K, s.P, s.Q), dtype=np.float32)
+    args = (grad_y, d["x"], d["weight"], s.stride, s.padding)
+    want_x, want_w, _ = F.conv2d_backward(*args, 1, s.groups)
+    split = {"fastcnn": (bench._fastcnn_conv_backward_data, bench._fastcnn_conv_backward_weight),
+             "reference": (bench._reference_conv_backward_data,
+                           bench._reference_conv_backward_weight)}[engine]
+    np.testing.assert_allclose(split[0](*args, s.groups), want_x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(split[1](*args, s.groups), want_w, rtol=1e-4, atol=1e-4)
+
+
+def test_reference_training_step_lowers_the_loss():
+    case = CASES["net.lenet5.train_step"]
+    case = bench.Case(case.name, case.op, bench.Net("LeNet-5", 4, (1, 28, 28), bench.LENET5))
+    step = bench.ENGINES["reference"].prepare(case, bench.make_inputs(case))
+    losses = [float(step()) for _ in range(5)]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_quick_run_writes_json_with_the_documented_keys(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    threads_before = fastcnn.get_num_threads()
+    assert bench.main(["--quick", "--filter", "conv.lenet5-c1.forward", "--threads", "1",
+                       "--json", str(path)]) == 0
+    assert fastcnn.get_num_threads() == threads_before
+    out = capsys.readouterr().out
+    assert "conv.lenet5-c1.forward" in out and "sgemm peak" in out
+    report = json.loads(path.read_text())
+    assert {"date", "elapsed_s", "quick", "threads", "settings", "machine", "sgemm_n",
+            "sgemm_peak_gflops", "cases", "load_average_end"} <= set(report)
+    assert report["quick"] is True and report["threads"] == 1
+    assert {"cpu_model", "logical_cpus", "usable_cpus", "load_average", "threads", "python",
+            "numpy", "numpy_blas", "numpy_blas_kernels", "fastcnn", "torch",
+            "build_info"} <= set(report["machine"])
+    assert report["sgemm_peak_gflops"] > 0
+    (case,) = report["cases"]
+    assert {"name", "kind", "op", "spec", "batch", "flops", "engines", "speedup_vs_reference",
+            "speedup_vs_torch"} <= set(case)
+    assert case["spec"]["N"] == 8 and case["flops"] == 2 * 8 * 6 * 28 * 28 * 25
+    for name in ("fastcnn", "reference"):
+        result = case["engines"][name]
+        assert {"median_s", "min_s", "times_s", "gflops", "peak_memory_bytes"} <= set(result)
+        assert result["median_s"] > 0 and result["peak_memory_bytes"] > 0
+    assert case["speedup_vs_reference"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "0"], "--threads: must be a positive integer, got 0"),
+    (["--threads", "two"], "--threads: must be a positive integer, got 'two'"),
+    (["--filter", "no-such-case"], "--filter no-such-case matches no case"),
+    (["--json", "/no/such/folder/out.json"], "folder /no/such/folder does not exist"),
+    (["--speed"], "unrecognized arguments: --speed"),
+])
+def test_bad_option_exits_2_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_list_prints_every_case(capsys):
+    assert bench.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in CASES)
+
+
+def test_progress_writes_one_line_per_step_when_not_a_terminal():
+    stream = io.StringIO()
+    progress = bench._Progress(2, stream)
+    progress.show(1, "conv.vgg-3x3.forward")
+    progress.close()
+    assert stream.getvalue().startswith("[") and "1/2" in stream.getvalue()
+    assert stream.getvalue().count("\n") == 1
+
+
+def test_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = {"median_s": 1.0}
+    report = {"machine": {"fastcnn": "0", "cpu_model": "cpu", "threads": 1},
+              "cases": [{"name": "conv.a.forward", "speedup_vs_reference": 3.0,
+                         "speedup_vs_torch": 0.5, "engines": {"fastcnn": result}}]}
+    bench.plot(report, str(tmp_path / "speedups.png"))
+    assert (tmp_path / "speedups.png").read_bytes()[:4] == b"\x89PNG"

@@ -29,6 +29,12 @@ static inline void valid_columns(const fc_pool_geom *g, ptrdiff_t off, ptrdiff_t
     {                                                                                        \
         const ptrdiff_t sw = g->sw;                                                          \
         ptrdiff_t p, q, h, s, lo, hi;                                                        \
+        /* kernel columns that reach the input for some output column: the others fall in \
+           the padding for every q (a huge padded kernel must not cost its width) */       \
+        const ptrdiff_t need = g->pw - (g->Q - 1) * sw;                                      \
+        const ptrdiff_t s_lo = need <= 0 ? 0 : (need + g->dw - 1) / g->dw;                   \
+        const ptrdiff_t s_end = (g->W - 1 + g->pw) / g->dw + 1;                               \
+        const ptrdiff_t s_hi = s_end < g->kw ? s_end : g->kw;                                 \
         for (p = 0; p < g->P; p++) {                                                         \
             const ptrdiff_t h0 = p * g->sh - g->ph;                                          \
             const ptrdiff_t hs = first_inside(h0, g->dh);                                    \
@@ -41,7 +47,7 @@ static inline void valid_columns(const fc_pool_geom *g, ptrdiff_t off, ptrdiff_t
                 ir[q] = hs * g->W + first_inside(q * g->sw - g->pw, g->dw);                  \
             }                                                                                \
             for (h = hs; h < he; h += g->dh) {                                               \
-                for (s = 0; s < g->kw; s++) {                                                \
+                for (s = s_lo; s < s_hi; s++) {                                              \
                     const ptrdiff_t off = s * g->dw - g->pw;                                 \
                     const T *restrict xr = x + h * g->W + off;                               \
                     const int64_t base = h * g->W + off;                                     \

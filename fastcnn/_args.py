@@ -7,6 +7,7 @@ sizes, so the kernels and the NumPy reference never see anything but plain integ
 """
 from __future__ import annotations
 
+import math
 import operator
 from typing import NamedTuple
 
@@ -67,14 +68,35 @@ def _check_ndim(fname: str, name: str, array: np.ndarray, ndim: int, axes: str) 
         raise ValueError(f"{fname} expects {ndim}-D {name} {axes}, got shape {array.shape}")
 
 
+# The kernels index with 64-bit integers, and their buffers (a zero-padded copy of the input)
+# can be several times the padded size. Refusing any size or element count above 2**60, in
+# Python's exact integers and before anything is allocated, keeps every index below 2**63.
+_MAX_SIZE = 2**60
+
+
+def _check_size(fname: str, what: str, sizes: tuple, elements: bool = True) -> None:
+    """ValueError if any of `sizes` or (with `elements`) their product is above 2**60."""
+    if max(sizes) > _MAX_SIZE or (elements and math.prod(sizes) > _MAX_SIZE):
+        raise ValueError(f"{fname}: {what} {sizes} is too large: every size"
+                         f"{' and the number of elements' if elements else ''} must be at most "
+                         f"2**60")
+
+
 # ----------------------------------------------------------------------------------- dtypes
 
 _CAST_KINDS = "biu"  # bool, signed and unsigned ints: cast up to the compute dtype
+_OPTIONAL = {"bias"}  # array arguments that may be None
+
+
+def _kernel_array(a, dtype) -> np.ndarray:
+    """a as a C-contiguous, aligned, native-endian array of dtype: a itself if it is one."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.aligned else a.copy()
 
 
 def float_arrays(fname: str, **arrays):
-    """Return the given arrays (None passes through) as C-contiguous native-endian copies or
-    views of one compute dtype, float32 or float64.
+    """Return the given arrays (a None bias passes through) as C-contiguous, aligned,
+    native-endian copies or views of one compute dtype, float32 or float64.
 
     float32 and float64 arrays set the compute dtype and must agree (mixing them is a
     TypeError, as silently rounding float64 weights would be a surprise). float16, bool and
@@ -85,8 +107,10 @@ def float_arrays(fname: str, **arrays):
     converted = {}
     decided = {}
     for name, a in arrays.items():
-        if a is None:
+        if a is None and name in _OPTIONAL:
             continue
+        if a is None:
+            raise TypeError(f"{fname}: {name} must be an array, got None")
         a = np.asarray(a)
         kind, size = a.dtype.kind, a.dtype.itemsize
         if kind == "f" and size in (4, 8):
@@ -103,14 +127,15 @@ def float_arrays(fname: str, **arrays):
     dtype = kinds.pop() if kinds else np.dtype(np.float32)
     out = []
     for name, a in arrays.items():
-        out.append(None if a is None else np.ascontiguousarray(converted[name], dtype=dtype))
+        out.append(None if a is None else _kernel_array(converted[name], dtype))
     return out
 
 
 # ------------------------------------------------------------------------------ convolution
 
 class ConvGeometry(NamedTuple):
-    """Explicit sizes of one 2-D convolution. Paddings are per side: top, bottom, left, right."""
+    """Explicit sizes of one 2-D convolution. Paddings are per side: top, bottom, left, right.
+    A stride or dilation that cannot matter (one output row, a one-tap kernel) is 1."""
     N: int
     C: int
     H: int
@@ -180,8 +205,12 @@ def conv_geometry(fname: str, x: np.ndarray, weight: np.ndarray, stride, padding
     if eff_r > Hp or eff_s > Wp:
         raise ValueError(f"{fname}: kernel size {(eff_r, eff_s)} (after dilation) is larger than "
                          f"the padded input {(Hp, Wp)}")
+    _check_size(fname, "zero-padded (N, max(C, K), H, W)", (N, max(C, K), Hp, Wp))
     P = (Hp - eff_r) // sh + 1
     Q = (Wp - eff_s) // sw + 1
+    # same numbers, but no buffer or index grows with a stride or dilation that does nothing
+    sh, sw = (sh if P > 1 else 1), (sw if Q > 1 else 1)
+    dh, dw = (dh if R > 1 else 1), (dw if S > 1 else 1)
     return ConvGeometry(N, C, H, W, K, R, S, groups, (sh, sw), pt, pb, pl, pr, (dh, dw), P, Q)
 
 
@@ -189,7 +218,8 @@ def conv_geometry(fname: str, x: np.ndarray, weight: np.ndarray, stride, padding
 
 class PoolGeometry(NamedTuple):
     """Explicit sizes of one 2-D pooling. Padding is symmetric; with ceil_mode the last window
-    may reach past the bottom/right padding."""
+    may reach past the bottom/right padding. A stride or dilation that cannot matter (one
+    output, a one-tap kernel) is 1."""
     N: int
     C: int
     H: int
@@ -218,10 +248,16 @@ def _empty_window(size, k, stride, pad, dilation, out):
     """First window (along one axis) whose taps all fall outside the input, or None.
 
     Only dilation can cause one (a tap steps over the whole input); PyTorch then returns -inf
-    with an index outside the plane, and its backward writes out of bounds.
+    with an index outside the plane, and its backward writes out of bounds. Every window starts
+    before the end of the input (the output-size rules see to it), and its first tap at or
+    after 0 lies less than `dilation` past 0, so with dilation <= size no window is empty.
+    Memory: one integer per window, however large the kernel.
     """
-    taps = np.arange(out)[:, None] * stride - pad + np.arange(k) * dilation
-    empty = ~((taps >= 0) & (taps < size)).any(axis=1)
+    if dilation <= size:
+        return None
+    start = np.arange(out, dtype=np.int64) * stride - pad
+    skip = np.maximum(-(start // dilation), 0)  # taps before 0: ceil(-start / dilation)
+    empty = (skip >= k) | (start + skip * dilation >= size)
     return int(empty.argmax()) if empty.any() else None
 
 
@@ -232,23 +268,28 @@ def pool_geometry(fname: str, input_shape, kernel_size, stride, padding, dilatio
     stride = kernel if stride is None else _pair(fname, "stride", stride, 1)
     padding = _pair(fname, "padding", padding, 0)
     dilation = _pair(fname, "dilation", dilation, 1)
+    dilation = tuple(d if k > 1 else 1 for k, d in zip(kernel, dilation))  # 1 tap: any dilation
     ceil_mode = flag(fname, "ceil_mode", ceil_mode)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{fname}: padding must be at most half the kernel size "
                          f"{kernel}, got padding {padding}")
+    _check_size(fname, "padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]))
+    _check_size(fname, "dilated window", tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation)),
+                elements=False)
     P = _pool_out(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
     Q = _pool_out(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
     if P < 1 or Q < 1:
         raise ValueError(f"{fname}: output size {(P, Q)} is too small for input {(H, W)} with "
                          f"kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation}")
-    for axis, size, k, st, pad, dil, out in zip("HW", (H, W), kernel, stride, padding, dilation,
-                                                  (P, Q)):
-        p = _empty_window(size, k, st, pad, dil, out)
+    steps = (stride[0] if P > 1 else 1, stride[1] if Q > 1 else 1)  # one window: any stride
+    for axis, size, k, st, step, pad, dil, out in zip("HW", (H, W), kernel, stride, steps,
+                                                        padding, dilation, (P, Q)):
+        p = _empty_window(size, k, step, pad, dil, out)
         if p is not None:
             raise ValueError(f"{fname}: pooling window {p} along {axis} holds no input element "
                              f"(input {size}, kernel {k}, stride {st}, padding {pad}, "
                              f"dilation {dil}): every window must overlap the input")
-    return PoolGeometry(N, C, H, W, kernel, stride, padding, dilation, P, Q)
+    return PoolGeometry(N, C, H, W, kernel, steps, padding, dilation, P, Q)
 
 
 # ------------------------------------------------- whole-call checks, shared by both engines
@@ -295,7 +336,7 @@ def pool_indices(fname, indices, g: PoolGeometry) -> np.ndarray:
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{fname}: indices must be an integer array, got dtype {indices.dtype}")
     check_shape(fname, "indices", indices, g.out_shape)
-    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    indices = _kernel_array(indices, np.int64)
     if indices.size:
         lo, hi = int(indices.min()), int(indices.max())
         if lo < 0 or hi >= g.H * g.W:

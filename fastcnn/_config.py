@@ -1,32 +1,71 @@
 """Thread count and build facts, shared by every kernel call."""
 from __future__ import annotations
 
+import os
 import platform
 
 import numpy as np
 
-from ._kernels import conv as _conv
-from ._kernels import runtime as _runtime
+
+def _load_kernels():
+    """Import the compiled kernels with OpenMP's idle threads set to sleep, not spin.
+
+    By default GNU OpenMP keeps its threads spinning for a while after each parallel region;
+    on a machine with few cores they then compete with NumPy's BLAS threads (a Linear layer
+    between two convolutions) and both slow down several-fold. The OpenMP runtime reads
+    OMP_WAIT_POLICY once, when it loads with these modules, so it is set just for that
+    moment (unless the user chose a policy) and the environment is then left as it was.
+    """
+    chosen = "OMP_WAIT_POLICY" in os.environ
+    if not chosen:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        from ._kernels import conv, runtime
+    finally:
+        if not chosen:
+            del os.environ["OMP_WAIT_POLICY"]
+    return conv, runtime
+
+
+_conv, _runtime = _load_kernels()
 
 MAX_THREADS = 1024
 _num_threads = min(max(1, _runtime.omp_max_threads()), MAX_THREADS)
+_forked = False  # this process is a fork() child: its kernels stay on one thread
+
+
+def _one_thread_after_fork() -> None:
+    # OpenMP's thread pool does not survive fork(): the child has the parent's pool state but
+    # none of its threads, so with GNU libgomp the child's first parallel region waits for them
+    # forever. A region on one thread never touches the pool.
+    global _num_threads, _forked
+    _num_threads = 1
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
 def set_num_threads(n: int) -> None:
     """Set how many threads the kernels use (default: OMP_NUM_THREADS, else all cores).
 
     Without OpenMP in the build the kernels always run on one thread; the setting is kept.
+    In a child process made by fork() (multiprocessing's "fork" start method) the kernels run
+    on one thread and this call only checks its argument: OpenMP's threads do not survive
+    fork, and GNU libgomp would hang waiting for them. Processes started with "spawn" or
+    "forkserver" are unaffected.
     """
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__} {n!r}")
     if not 1 <= n <= MAX_THREADS:
         raise ValueError(f"set_num_threads: n must be between 1 and {MAX_THREADS}, got {n}")
-    _num_threads = int(n)
+    if not _forked:
+        _num_threads = int(n)
 
 
 def get_num_threads() -> int:
-    """The number of threads the kernels use."""
+    """The number of threads the kernels use (1 in a fork() child, see `set_num_threads`)."""
     return _num_threads
 
 

@@ -62,14 +62,11 @@ def avg_back(gy=None, input_shape=X, **kwargs):
     return F.avg_pool2d_backward(x(GY_POOL) if gy is None else gy, input_shape, **kwargs)
 
 
-def test_baseline_arguments_are_valid():
-    """The starting point of every case below runs (so each case fails for its own reason)."""
-    conv()
-    conv_back()
-    max_pool()
-    max_back()
-    avg_pool()
-    avg_back()
+@pytest.mark.parametrize("call", [conv, conv_back, max_pool, max_back, avg_pool, avg_back],
+                         ids=lambda f: f.__name__)
+def test_baseline_arguments_are_valid(call):
+    """The starting point of the cases below runs, so each case fails for its own reason."""
+    call()
 
 
 def case(id_, call, error, match):
@@ -342,8 +339,6 @@ AVG_BACKWARD_CASES = [
     case("avg_pool2d_backward-grad_y-wrong-shape", lambda: avg_back(x((2, 4, 3, 2))), ValueError,
          r"grad_y must have shape \(2, 4, 3, 3\), got \(2, 4, 3, 2\)"),
     case("avg_pool2d_backward-input_shape-3-tuple", lambda: avg_back(input_shape=(4, 8, 8)),
-         ValueError, "input_shape must be a 4-tuple"),
-    case("avg_pool2d_backward-input_shape-array", lambda: avg_back(input_shape=np.array(X)),
          ValueError, "input_shape must be a 4-tuple"),
     case("avg_pool2d_backward-input_shape-str", lambda: avg_back(input_shape="2488"), ValueError,
          "input_shape must be a 4-tuple"),

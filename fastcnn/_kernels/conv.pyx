@@ -205,7 +205,7 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
     cdef Py_ssize_t P = y__nkpq.shape[2], Q = y__nkpq.shape[3]
     if N == 0:
         return
-    if Cg == 0:
+    if Cg == 0 or x__nchw.shape[2] == 0 or x__nchw.shape[3] == 0:  # x adds nothing: bias
         y__nkpq[...] = 0
         if bias__k.shape[0]:
             np.asarray(y__nkpq)[...] += np.asarray(bias__k)[:, None, None]
@@ -315,7 +315,7 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef Py_ssize_t Kg = K // groups
     gw = np.asarray(gw__kcrs)
     gw[...] = 0
-    if N == 0 or Cg == 0:
+    if N == 0 or Cg == 0 or x__nchw.shape[2] == 0 or x__nchw.shape[3] == 0:
         return
     cdef Py_ssize_t rows = (P - 1) * sh + (R - 1) * dh + 1
     cdef Py_ssize_t cols = (Q - 1) * sw + (S - 1) * dw + 1

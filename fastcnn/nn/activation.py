@@ -41,7 +41,7 @@ class ReLU(_Elementwise):
 
     def backward(self, grad):
         dead = self._saved()
-        return np.where(dead, np.zeros((), self._dtype), np.asarray(grad, self._dtype))
+        return np.where(dead, np.zeros((), self._dtype), self._grad(grad, dead.shape))
 
 
 @register
@@ -73,7 +73,7 @@ class LeakyReLU(Module):
 
     def backward(self, grad):
         positive = self._saved()
-        grad = np.asarray(grad, self._dtype)
+        grad = self._grad(grad, positive.shape)
         return np.where(positive, grad, grad * self._dtype.type(self.negative_slope))
 
     def arguments(self) -> dict:
@@ -106,7 +106,7 @@ class Sigmoid(_Elementwise):
 
     def backward(self, grad):
         y = self._saved()
-        return np.asarray(grad, self._dtype) * y * (1 - y)
+        return self._grad(grad, y.shape) * y * (1 - y)
 
 
 @register
@@ -130,7 +130,7 @@ class Tanh(_Elementwise):
 
     def backward(self, grad):
         y = self._saved()
-        return np.asarray(grad, self._dtype) * (1 - y * y)
+        return self._grad(grad, y.shape) * (1 - y * y)
 
 
 @register
@@ -169,7 +169,7 @@ class Softmax(Module):
 
     def backward(self, grad):
         y = self._saved()
-        grad = np.asarray(grad, self._dtype)
+        grad = self._grad(grad, y.shape)
         return y * (grad - (grad * y).sum(axis=self.dim, keepdims=True))
 
     def arguments(self) -> dict:

@@ -40,16 +40,16 @@ class Dropout(Module):
     def forward(self, x):
         x = self._input(x)
         if not self.training or self.p == 0:
-            self._ctx = (None,)
+            self._ctx = (None, x.shape)
             return x
         keep = self.rng.random(x.shape, dtype=self._dtype) >= self.p
         mask = keep * self._dtype.type(1 / (1 - self.p))
-        self._ctx = (mask,)
+        self._ctx = (mask, x.shape)
         return x * mask
 
     def backward(self, grad):
-        (mask,) = self._saved()
-        grad = np.asarray(grad, self._dtype)
+        mask, shape = self._saved()
+        grad = self._grad(grad, shape)
         return grad if mask is None else grad * mask
 
     def arguments(self) -> dict:

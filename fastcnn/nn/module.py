@@ -151,6 +151,15 @@ class Module:
             raise TypeError(f"{self!r} expects a numeric array, got dtype {x.dtype}")
         return x if x.dtype == self._dtype else x.astype(self._dtype)
 
+    def _grad(self, grad, shape) -> np.ndarray:
+        """grad as an array of this module's dtype; a ValueError unless it has `shape`, the
+        shape of the last forward's output (a broadcasting one would give a wrong gradient)."""
+        grad = np.asarray(grad, self._dtype)
+        if grad.shape != tuple(shape):
+            raise ValueError(f"{self!r}: backward expects a gradient of the output's shape "
+                             f"{tuple(shape)}, got {grad.shape}")
+        return grad
+
     def _saved(self):
         """What forward kept for backward; a RuntimeError if forward has not run."""
         if self._ctx is None:

@@ -59,6 +59,7 @@ import numpy as np
 
 from . import __version__, _args, _config
 from . import functional as F
+from .cli import _positive_int
 from . import reference as R
 from ._kernels import conv as _conv
 
@@ -987,16 +988,6 @@ def run(cases: list[Case], threads: int, quick: bool = False, progress=None) -> 
     report["elapsed_s"] = time.perf_counter() - t0
     report["load_average_end"] = _load_average()
     return report
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {n}")
-    return n
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -114,8 +114,8 @@ def test_quick_run_writes_json_with_the_documented_keys(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--threads", "0"], "--threads: must be a positive integer, got 0"),
-    (["--threads", "two"], "--threads: must be a positive integer, got 'two'"),
+    (["--threads", "0"], "--threads: expected a positive integer, got 0"),
+    (["--threads", "two"], "--threads: expected a positive integer, got 'two'"),
     (["--filter", "no-such-case"], "--filter no-such-case matches no case"),
     (["--json", "/no/such/folder/out.json"], "folder /no/such/folder does not exist"),
     (["--speed"], "unrecognized arguments: --speed"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _args
+from . import reference as _reference
 from ._config import get_num_threads
 from ._kernels import conv as _conv
 from ._kernels import pool as _pool
@@ -101,7 +102,15 @@ def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1
     grad_x = np.empty(x.shape, dtype=x.dtype)
     grad_w = np.empty(weight.shape, dtype=x.dtype)
     params = _conv_params(g)
-    _conv.backward_data(grad_y, weight, grad_x, *params)
+    if np.isfinite(weight).all():
+        _conv.backward_data(grad_y, weight, grad_x, *params)
+    else:
+        # The kernel correlates a zero-padded grad_y with the weights, and 0 * inf is NaN
+        # where PyTorch, which skips the padding, has a finite value. The NumPy reference
+        # drops the padded positions too: use it for this rare case.
+        with np.errstate(invalid="ignore", over="ignore"):
+            grad_x = _reference.conv2d_backward(grad_y, x, weight, stride, padding, dilation,
+                                                groups)[0]
     _conv.backward_weight(grad_y, x, grad_w, *params)
     return grad_x, grad_w, grad_y.sum(axis=(0, 2, 3))
 

@@ -195,7 +195,10 @@ def load(path, with_metadata: bool = False):
     header, data = _parse(blob, path)
     state = _arrays(header, data, path)
     try:
-        model = from_config(header.get("architecture"))
+        # the layers may hold no more elements than the file stores: a small file naming huge
+        # layers is refused before they are allocated
+        stored = sum(a.size for a in state.values())
+        model = from_config(header.get("architecture"), max_elements=stored)
         if header.get("dtype") == "float64":
             model.astype(np.float64)
         model.load_state_dict(state)

@@ -9,7 +9,7 @@ from .. import _args
 from .. import functional as F
 from . import init
 from ._check import integer
-from .module import Module, Parameter, register
+from .module import Module, Parameter, allocate, register
 
 __all__ = ["Conv2d"]
 
@@ -71,13 +71,13 @@ class Conv2d(Module):
         rng = init.as_generator(rng)
         R, S = self.kernel_size
         fan_in = self.in_channels // self.groups * R * S
-        self.weight = Parameter(np.empty((self.out_channels, self.in_channels // self.groups,
-                                          R, S), np.float32))
+        self.weight = Parameter(allocate((self.out_channels, self.in_channels // self.groups,
+                                          R, S)))
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), rng=rng)
         self.bias = None
         if has_bias:
             bound = 1 / math.sqrt(fan_in)
-            self.bias = Parameter(np.empty(self.out_channels, np.float32))
+            self.bias = Parameter(allocate((self.out_channels,)))
             init.uniform_(self.bias, -bound, bound, rng=rng)
 
     def _hyper(self) -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 from .. import _args
 from . import init
 from ._check import integer
-from .module import Module, Parameter, register
+from .module import Module, Parameter, allocate, register
 
 __all__ = ["Linear"]
 
@@ -42,12 +42,12 @@ class Linear(Module):
         self.out_features = integer("Linear", "out_features", out_features, 1)
         has_bias = _args.flag("Linear", "bias", bias)
         rng = init.as_generator(rng)
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), np.float32))
+        self.weight = Parameter(allocate((self.out_features, self.in_features)))
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), rng=rng)
         self.bias = None
         if has_bias:
             bound = 1 / math.sqrt(self.in_features)
-            self.bias = Parameter(np.empty(self.out_features, np.float32))
+            self.bias = Parameter(allocate((self.out_features,)))
             init.uniform_(self.bias, -bound, bound, rng=rng)
 
     def forward(self, x):

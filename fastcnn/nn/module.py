@@ -18,11 +18,36 @@ Conventions:
 """
 from __future__ import annotations
 
+import contextvars
+import math
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Parameter", "Module", "Sequential", "register", "from_config"]
+__all__ = ["Parameter", "Module", "Sequential", "register", "from_config", "allocate"]
+
+# Inside from_config(..., max_elements=n): [elements left, n] for every allocate() call.
+_budget: contextvars.ContextVar = contextvars.ContextVar("fastcnn_nn_budget", default=None)
+
+
+def allocate(shape, fill=None) -> np.ndarray:
+    """A new float32 array for a layer's parameter or buffer, filled with `fill` if given.
+
+    Layers take their arrays from here so that `from_config(config, max_elements=n)` can refuse
+    a model whose arrays would hold more than n elements before allocating any of them (what
+    `fastcnn.load` needs: a small file must not make it allocate gigabytes).
+    """
+    shape = tuple(shape)
+    budget = _budget.get()
+    if budget is not None:
+        budget[0] -= math.prod(shape)
+        if budget[0] < 0:
+            raise ValueError(f"the layers' arrays would hold more than the {budget[1]} "
+                             f"elements allowed")
+    a = np.empty(shape, np.float32)
+    if fill is not None:
+        a.fill(fill)
+    return a
 
 
 class Parameter:
@@ -418,15 +443,23 @@ def register(cls: type) -> type:
 register(Sequential)
 
 
-def from_config(config: dict):
+def from_config(config: dict, max_elements: int | None = None):
     """Rebuild a module (or loss) from its ``get_config()`` dict. Weights are fresh: load them
-    with ``load_state_dict``. Unknown class names are a ValueError.
+    with ``load_state_dict``. Unknown class names are a ValueError, and so is a model whose
+    parameters and buffers would hold more than `max_elements` elements (checked before
+    they are allocated).
 
     Example:
         >>> from fastcnn import nn
         >>> nn.from_config({"class": "Linear", "config": {"in_features": 4, "out_features": 2}})
         Linear(in_features=4, out_features=2)
     """
+    if max_elements is not None and _budget.get() is None:
+        token = _budget.set([max_elements, max_elements])
+        try:
+            return from_config(config)
+        finally:
+            _budget.reset(token)
     if not isinstance(config, dict) or set(config) != {"class", "config"}:
         raise ValueError(f"from_config expects a dict with keys 'class' and 'config', "
                          f"got {config!r}")

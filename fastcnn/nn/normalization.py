@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _args
 from ._check import integer, real
-from .module import Module, Parameter, register
+from .module import Module, Parameter, allocate, register
 
 __all__ = ["BatchNorm2d"]
 
@@ -56,11 +56,11 @@ class BatchNorm2d(Module):
         self.affine = _args.flag(name, "affine", affine)
         self.track_running_stats = _args.flag(name, "track_running_stats", track_running_stats)
         C = self.num_features
-        self.weight = Parameter(np.ones(C, np.float32)) if self.affine else None
-        self.bias = Parameter(np.zeros(C, np.float32)) if self.affine else None
+        self.weight = Parameter(allocate((C,), 1)) if self.affine else None
+        self.bias = Parameter(allocate((C,), 0)) if self.affine else None
         if self.track_running_stats:
-            self.register_buffer("running_mean", np.zeros(C, np.float32))
-            self.register_buffer("running_var", np.ones(C, np.float32))
+            self.register_buffer("running_mean", allocate((C,), 0))
+            self.register_buffer("running_var", allocate((C,), 1))
             self.register_buffer("num_batches_tracked", np.array(0, np.int64))
 
     def forward(self, x):

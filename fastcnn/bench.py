@@ -41,7 +41,6 @@ Conv backward-data and backward-weights are the two halves of ``conv2d_backward`
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import functools
 import gc
@@ -57,7 +56,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__, _args, _config
+from . import __version__, _args, _blas, _config
 from . import functional as F
 from .cli import _positive_int
 from . import reference as R
@@ -554,45 +553,6 @@ ENGINES = {
 
 # ------------------------------------------------------------------------- threads, machine
 
-def _openblas_functions(stem: str) -> list:
-    """NumPy's OpenBLAS C functions named like openblas_<stem> (set_num_threads,
-    get_num_threads, get_corename), one per loaded OpenBLAS library; empty where NumPy's BLAS
-    is not OpenBLAS or /proc is missing."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return []
-    names = [f"{prefix}_{stem}{tail}"
-             for prefix in ("openblas", "scipy_openblas") for tail in ("", "64_", "_64_")]
-    found = []
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        found += [getattr(lib, name) for name in names if hasattr(lib, name)][:1]
-    return found
-
-
-def _blas_threads(n: int | None = None) -> int | None:
-    """Set OpenBLAS's thread count when n is given; return it (None: not OpenBLAS)."""
-    if n is not None:
-        for fn in _openblas_functions("set_num_threads"):
-            fn.argtypes = [ctypes.c_int]
-            fn(n)
-    getters = _openblas_functions("get_num_threads")
-    return int(getters[0]()) if getters else None
-
-
-def _blas_kernels() -> str | None:
-    """The CPU kernels OpenBLAS chose at run time (e.g. 'Haswell': AVX2), None if unknown."""
-    for fn in _openblas_functions("get_corename"):
-        fn.restype = ctypes.c_char_p
-        return fn().decode()
-    return None
-
-
 class SameThreads:
     """Context manager: fastcnn, NumPy's OpenBLAS and torch (if given) on n threads, restored
     afterwards."""
@@ -601,10 +561,10 @@ class SameThreads:
         self.n, self.torch = n, torch
 
     def __enter__(self):
-        self.before = (_config.get_num_threads(), _blas_threads(),
+        self.before = (_config.get_num_threads(), _blas.threads(),
                        self.torch.get_num_threads() if self.torch else None)
         _config.set_num_threads(self.n)
-        _blas_threads(self.n)
+        _blas.threads(self.n)
         if self.torch:
             self.torch.set_num_threads(self.n)
         return self
@@ -613,7 +573,7 @@ class SameThreads:
         fastcnn_n, blas_n, torch_n = self.before
         _config.set_num_threads(fastcnn_n)
         if blas_n is not None:
-            _blas_threads(blas_n)
+            _blas.threads(blas_n)
         if self.torch:
             self.torch.set_num_threads(torch_n)
 
@@ -677,12 +637,12 @@ def machine_info(threads: int, torch=None, torch_missing: str | None = None) -> 
         "usable_cpus": usable,
         "load_average": _load_average(),
         "threads": threads,
-        "blas_threads": _blas_threads(),
+        "blas_threads": _blas.threads(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numpy_blas": _numpy_blas(),
-        "numpy_blas_kernels": _blas_kernels(),
+        "numpy_blas_kernels": _blas.kernels(),
         "fastcnn": __version__,
         "torch": torch.__version__ if torch else None,
         "torch_threads": torch.get_num_threads() if torch else None,

@@ -291,3 +291,19 @@ def test_tiny_conv_net_trains_identically(dtype, opt_name, kw):
     sd_t = theirs.state_dict()
     for name, value in ours.state_dict().items():
         close(value, sd_t[name], dtype, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_special_values_match_torch(dtype):
+    """NaN and inf inputs and gradients, and -0.0: ReLU's mask arithmetic must not leak a NaN
+    gradient through a dead unit (NaN * 0) or block one through a NaN input."""
+    x = np.array([-1, 0, -0.0, np.nan, 2, np.inf, -np.inf, 3], dtype)
+    grad = np.array([np.nan, np.inf, 1, 2, np.nan, 3, np.inf, -np.inf], dtype)
+    ours = nn.ReLU().astype(dtype)
+    y = ours(x)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.relu(tx)
+    ty.backward(torch.tensor(grad))
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(ours.backward(grad), tx.grad.numpy())
+    assert not np.signbit(y).any()

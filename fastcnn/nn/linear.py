@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .. import _args
+from .. import _args, _blas
 from . import init
 from ._check import integer
 from .module import Module, Parameter, allocate, register
@@ -16,6 +16,10 @@ __all__ = ["Linear"]
 @register
 class Linear(Module):
     """Affine map of the last axis, as ``torch.nn.Linear``.
+
+    Its matmuls run on one OpenBLAS thread (see fastcnn/_blas.py): a multi-threaded BLAS call
+    leaves a worker spinning that slows the convolutions after it far more than one thread
+    slows the matmul.
 
     Args:
         in_features: size of each input row.
@@ -55,7 +59,8 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r} expects input (*, {self.in_features}), got shape "
                              f"{x.shape}")
-        y = x @ self.weight.data.T
+        with _blas.one_thread():
+            y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
         self._ctx = x
@@ -64,10 +69,12 @@ class Linear(Module):
     def backward(self, grad):
         x = self._saved()
         grad = np.asarray(grad, self._dtype).reshape(-1, self.out_features)
-        self.weight.accumulate(grad.T @ x.reshape(-1, self.in_features))
+        with _blas.one_thread():
+            self.weight.accumulate(grad.T @ x.reshape(-1, self.in_features))
+            grad_x = grad @ self.weight.data
         if self.bias is not None:
             self.bias.accumulate(grad.sum(axis=0))
-        return (grad @ self.weight.data).reshape(x.shape)
+        return grad_x.reshape(x.shape)
 
     def arguments(self) -> dict:
         return dict(in_features=self.in_features, out_features=self.out_features,

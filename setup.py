@@ -24,7 +24,8 @@ DEBUG = os.environ.get("FASTCNN_DEBUG") == "1"
 SANITIZE = os.environ.get("FASTCNN_SANITIZE") == "1"
 
 KERNELS = {
-    "fastcnn._kernels.runtime": ["fastcnn/_kernels/runtime.pyx", "csrc/runtime.c"],
+    "fastcnn._kernels.runtime": ["fastcnn/_kernels/runtime.pyx", "csrc/runtime.c",
+                                 "csrc/memcache.c"],
     "fastcnn._kernels.conv": ["fastcnn/_kernels/conv.pyx", "csrc/conv.c"],
     "fastcnn._kernels.pool": ["fastcnn/_kernels/pool.pyx", "csrc/pool.c"],
 }

@@ -8,12 +8,14 @@ pictures of filters, activation maps and training (`fastcnn.viz`, with matplotli
 """
 __version__ = "0.1.0"
 
-from ._config import build_info, get_num_threads, set_num_threads
+from ._config import (build_info, get_num_threads, memory_cache_info, set_memory_cache_limit,
+                      set_num_threads)
 from . import data, functional, nn, optim, reference, viz  # viz imports matplotlib lazily
 from .io import load, save
 from .models import default_cnn
 from .train import EarlyStopping, ModelCheckpoint, evaluate, fit, predict
 
-__all__ = ["build_info", "get_num_threads", "set_num_threads", "functional", "reference",
+__all__ = ["build_info", "get_num_threads", "set_num_threads", "memory_cache_info",
+           "set_memory_cache_limit", "functional", "reference",
            "nn", "optim", "data", "save", "load", "default_cnn", "fit", "evaluate", "predict",
            "EarlyStopping", "ModelCheckpoint", "viz", "__version__"]

@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from . import _args
+from ._config import reuses_memory
 from .nn._check import integer, real
 from .nn.module import Parameter
 
@@ -94,6 +95,7 @@ class Optimizer:
             for p in group["params"]:
                 p.grad = None
 
+    @reuses_memory
     def step(self) -> None:
         """Update every parameter that has a gradient, in place."""
         for group in self.param_groups:

@@ -16,8 +16,10 @@ def _zero_where_not(grad: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """grad where `keep` is True, +0 elsewhere (even where grad is NaN or inf), as one bitwise
     AND: np.where with a data-dependent mask branches per element and runs about 7x slower."""
     ints = np.int32 if grad.dtype.itemsize == 4 else np.int64
-    mask = np.negative(keep.view(np.int8), dtype=ints)          # all ones bits or zero
-    return np.bitwise_and(np.ascontiguousarray(grad).view(ints), mask).view(grad.dtype)
+    out = np.negative(keep.view(np.int8), dtype=ints)           # all ones bits or zero
+    # into `out`: a second fresh array of this size costs more in page faults than the AND
+    np.bitwise_and(np.ascontiguousarray(grad).view(ints), out, out=out)
+    return out.view(grad.dtype)
 
 
 class _Elementwise(Module):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._config import reuses_memory
 from ._check import choice, float_input, real
 from .module import register
 
@@ -84,6 +85,7 @@ class CrossEntropyLoss(_Loss):
         self.label_smoothing = real("CrossEntropyLoss", "label_smoothing", label_smoothing,
                                     0.0, 1.0)
 
+    @reuses_memory
     def forward(self, logits, target):
         logits = float_input("CrossEntropyLoss", "logits", logits)
         if logits.ndim != 2:
@@ -109,6 +111,7 @@ class CrossEntropyLoss(_Loss):
         self._ctx = (log_p, target)
         return self._reduce(losses)
 
+    @reuses_memory
     def backward(self):
         log_p, target = self._saved()
         N, C = log_p.shape
@@ -152,6 +155,7 @@ class MSELoss(_Loss):
     def __init__(self, reduction="mean"):
         super().__init__(reduction)
 
+    @reuses_memory
     def forward(self, prediction, target):
         prediction = float_input("MSELoss", "prediction", prediction)
         target = float_input("MSELoss", "target", target)
@@ -162,6 +166,7 @@ class MSELoss(_Loss):
         self._ctx = diff
         return self._reduce(diff * diff)
 
+    @reuses_memory
     def backward(self):
         diff = self._saved()
         grad = 2 * diff

@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .._config import reuses_memory
+
 __all__ = ["Parameter", "Module", "Sequential", "register", "from_config", "allocate"]
 
 # Inside from_config(..., max_elements=n): [elements left, n] for every allocate() call.
@@ -118,6 +120,15 @@ class Module:
     Attributes:
         training: True after ``train()`` (the default), False after ``eval()``.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        # Every layer's forward and backward allocate from fastcnn's buffer cache (see
+        # fastcnn._config.reuses_memory): the same sizes come back every training step.
+        super().__init_subclass__(**kwargs)
+        for name in ("forward", "backward"):
+            method = cls.__dict__.get(name)
+            if method is not None and not hasattr(method, "__wrapped_for_memory__"):
+                setattr(cls, name, reuses_memory(method))
 
     def __init__(self):
         object.__setattr__(self, "_parameters", {})

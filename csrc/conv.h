@@ -17,16 +17,19 @@
  *
  * `fc_conv_wgrad_*` is the weight gradient, vectorised along output columns:
  *
- *     dw[kb, c, t] += sum_{i, j} dy[kb*ldk + i*ldy_row + j] * x[c*ldc + i*row_step + j + tap[t]]
+ *     dw[kb, c, t] += sum_{n, i, j} dy[n*dy_image + kb*ldk + i*ldy_row + j]
+ *                                  * x[n*x_image + c*ldc + i*row_step + j + tap[t]]
  *
  * for up to FC_WK_MAX output channels x FC_WU_MAX (channel, tap) pairs at a time (the tile
  * suits each instruction set's register count: fc_conv_wgrad_kb tells the caller how many
- * output channels to hand over at once), summed over a block of
- * rows. dy rows must be padded with zeros to ldy_row, a multiple of the vector length
- * (fc_conv_lanes), so that whole vectors can be read.
+ * output channels to hand over at once), summed over a block of rows of one or more images;
+ * a tile adds up its vector lanes once, after all of them, so small images should come
+ * several at a time. dy rows must be padded with zeros to ldy_row, a multiple of the vector
+ * length (fc_conv_lanes), so that whole vectors can be read.
  *
- * Each routine exists for float and double, compiled twice: for AVX2+FMA (chosen at run time
- * when the CPU has it) and for the baseline instruction set (any compiler vectorises it).
+ * Each routine exists for float and double, compiled for AVX-512, for AVX2+FMA (chosen at
+ * run time from the CPU's features) and for the baseline instruction set (any compiler
+ * vectorises it).
  */
 #ifndef FASTCNN_CONV_H
 #define FASTCNN_CONV_H
@@ -48,9 +51,13 @@ typedef struct {
     ptrdiff_t ldk;        /* y channel pitch */
     ptrdiff_t ldy_row;    /* y row pitch */
     ptrdiff_t y_col_step; /* y element step between output columns (1, or the stride) */
+    ptrdiff_t images;     /* weight gradient only: images summed over, each `rows` rows, */
+    ptrdiff_t dy_image;   /* dy's and x's pitch between them (the forward ignores these) */
+    ptrdiff_t x_image;
 } fc_conv_geom;
 
-/* Which instruction set the routines below use: 1 = AVX2+FMA, 0 = baseline. */
+/* Which instruction set the routines below use: 2 = AVX-512, 1 = AVX2+FMA, 0 = baseline
+   (a level the CPU lacks falls back to the best it has). */
 int fc_conv_select(int want_simd);
 const char *fc_conv_path(void);
 

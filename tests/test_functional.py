@@ -216,6 +216,25 @@ def test_conv2d_backward_grad_weight_matches_reference(num_threads, case):
     assert_close(got[1], want[1], magnitude[1], case.dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, H, W, kwargs", [
+    (7, 5, 6, {"padding": 1}),                          # several small images per kernel call
+    (9, 3, 17, {"stride": 2, "padding": (1, 2)}),       # and an odd image count per slot
+    (5, 40, 33, {"dilation": 2, "groups": 2}),          # one image per call, rows in blocks
+])
+def test_conv2d_grad_weight_over_image_batches(num_threads, N, H, W, kwargs, dtype):
+    """The weight gradient sums small images several per microkernel call; every batch
+    tail must count once."""
+    rng = np.random.default_rng(N)
+    x = rng.standard_normal((N, 4, H, W)).astype(dtype)
+    w = rng.standard_normal((6, 4 // kwargs.get("groups", 1), 3, 3)).astype(dtype)
+    gy = rng.standard_normal(R.conv2d(x, w, **kwargs).shape).astype(dtype)
+    got = F.conv2d_backward(gy, x, w, **kwargs)[1]
+    want = R.conv2d_backward(gy, x, w, **kwargs)[1]
+    magnitude = R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[1]
+    assert_close(got, want, magnitude, dtype)
+
+
 @SWEEP
 @given(case=conv_cases())
 def test_conv2d_backward_grad_bias_matches_reference(num_threads, case):

@@ -13,6 +13,9 @@ cdef extern from "conv.h" nogil:
         Py_ssize_t ldk
         Py_ssize_t ldy_row
         Py_ssize_t y_col_step
+        Py_ssize_t images
+        Py_ssize_t dy_image
+        Py_ssize_t x_image
     int fc_conv_select(int want_simd)
     int fc_conv_lanes(int double_precision)
     int fc_conv_wgrad_kb()

@@ -21,7 +21,8 @@ prepares their operands and splits the work over OpenMP threads:
               images s, s + NSLOT, ... into its own partial gradient, and the partials are
               added in a fixed order at the end: no two threads write the same element, and
               the result does not depend on the thread count. Each task copies its block of
-              the output gradient, one image at a time, into rows padded to whole vectors.
+              the output gradient, one image (or, for small images, a few) at a time, into
+              rows padded to whole vectors.
 Each task turns denormals off (FTZ/DAZ) for its thread and restores the caller's state.
 """
 import os
@@ -33,7 +34,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 cdef Py_ssize_t TILE_PIXELS = 256   # output pixels per forward task (rows x columns)
-cdef Py_ssize_t WGRAD_PIXELS = 512  # output-gradient pixels per weight-gradient row block
+cdef Py_ssize_t WGRAD_PIXELS = 1024 # output-gradient pixels per weight-gradient row block
 cdef Py_ssize_t NSLOT = 2
 
 
@@ -275,21 +276,27 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
 cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
                       floating *dw, int kb, Py_ssize_t first_image, Py_ssize_t N,
                       Py_ssize_t gy_image, Py_ssize_t x_image, Py_ssize_t P, Py_ssize_t Q,
-                      Py_ssize_t rb, floating *dy) noexcept nogil:
-    # dw[kb, C, taps] += the sums over images first_image, first_image + NSLOT, ... < N.
-    # Each image's kb output-gradient planes are first copied into dy (this thread's
-    # scratch), in rows padded with zeros to whole vectors (ldy_row) as the microkernel needs.
+                      Py_ssize_t rb, Py_ssize_t m, floating *dy) noexcept nogil:
+    # dw[kb, C, taps] += the sums over images first_image, first_image + NSLOT, ... < N,
+    # taken m images at a time (so that a tile's lanes are added up once per m images).
+    # Their kb output-gradient planes are first copied into dy (this thread's scratch), in
+    # rows padded with zeros to whole vectors (ldy_row) as the microkernel needs.
     cdef fc_conv_geom g = shared[0]
-    cdef Py_ssize_t n, p0, k, p, Qp = g.ldy_row
+    cdef Py_ssize_t n, p0, k, p, j, Qp = g.ldy_row, plane = P * Qp
     cdef unsigned csr
-    memset(dy, 0, kb * P * Qp * sizeof(floating))
+    memset(dy, 0, m * kb * plane * sizeof(floating))
+    g.dy_image = kb * plane
+    g.x_image = NSLOT * x_image
     csr = fc_denormals_off()
     n = first_image
     while n < N:
-        for k in range(kb):
-            for p in range(P):
-                memcpy(dy + (k * P + p) * Qp, gy + n * gy_image + (k * P + p) * Q,
-                       Q * sizeof(floating))
+        g.images = min(m, (N - n + NSLOT - 1) // NSLOT)
+        for j in range(g.images):
+            for k in range(kb):
+                for p in range(P):
+                    memcpy(dy + (j * kb + k) * plane + p * Qp,
+                           gy + (n + j * NSLOT) * gy_image + (k * P + p) * Q,
+                           Q * sizeof(floating))
         p0 = 0
         while p0 < P:
             g.rows = min(rb, P - p0)
@@ -298,7 +305,7 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
             else:
                 fc_conv_wgrad_f64(&g, dy + p0 * Qp, x + n * x_image + p0 * g.row_step, kb, dw)
             p0 = p0 + rb
-        n = n + NSLOT
+        n = n + g.images * NSLOT
     fc_denormals_restore(csr)
 
 
@@ -332,10 +339,12 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
     cdef Py_ssize_t Qp = (Q + lanes - 1) // lanes * lanes
     cdef Py_ssize_t WK = fc_conv_wgrad_kb()
-    cdef floating[:, ::1] scratch = np.empty((n_threads, WK * P * Qp), gw.dtype)
+    # a block of rb rows of m images at a time: about WGRAD_PIXELS output-gradient pixels
+    cdef Py_ssize_t rb = max(1, min(P, WGRAD_PIXELS // Qp))
+    cdef Py_ssize_t m = max(1, min((N + NSLOT - 1) // NSLOT, WGRAD_PIXELS // (P * Qp)))
+    cdef floating[:, ::1] scratch = np.empty((n_threads, m * WK * P * Qp), gw.dtype)
     cdef floating *out1 = &partial[0]
     cdef Py_ssize_t kblocks = (Kg + WK - 1) // WK
-    cdef Py_ssize_t rb = max(1, min(P, WGRAD_PIXELS // Qp))
     cdef Py_ssize_t task, slot, g, kblk, k0
     cdef int kb
     cdef fc_conv_geom geo
@@ -348,6 +357,7 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     geo.ldk = P * Qp
     geo.ldy_row = Qp
     geo.y_col_step = 1
+    geo.images, geo.dy_image, geo.x_image = 1, 0, 0  # each task sets its own
     for task in prange(slots * groups * kblocks, nogil=True, schedule="static",
                        num_threads=n_threads):
         kblk = task % kblocks
@@ -357,6 +367,6 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
         kb = <int>min(WK, Kg - kblk * WK)
         _wgrad_task(&geo, gy + k0 * P * Q, x + g * Cg * prep.plane,
                     (out0 if slot == 0 else out1) + k0 * Cg * R * S, kb, slot, N,
-                    K * P * Q, C * prep.plane, P, Q, rb, &scratch[threadid(), 0])
+                    K * P * Q, C * prep.plane, P, Q, rb, m, &scratch[threadid(), 0])
     if slots > 1:
         gw += partial_arr[0]

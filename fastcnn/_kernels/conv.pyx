@@ -254,11 +254,14 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef floating *gx = &gx__nchw[0, 0, 0, 0]
     gx_arr = np.asarray(gx__nchw)
     w_arr = np.asarray(w__kcrs).reshape(groups, Kg, Cg, R, S)
+    # Taps in reverse kernel order, so that their offsets into gy rise: walking a tile's
+    # rows and columns downwards (the plain order) ran the stem's gradient at a third of
+    # the speed, as the loads kept missing the cache.
     for a in range(min(sh, H)):
-        rs = [r for r in range(R) if (a + pt - r * dh) % sh == 0]
+        rs = [r for r in reversed(range(R)) if (a + pt - r * dh) % sh == 0]
         Ha = (H - a + sh - 1) // sh
         for b in range(min(sw, W)):
-            ss = [s for s in range(S) if (b + pl - s * dw) % sw == 0]
+            ss = [s for s in reversed(range(S)) if (b + pl - s * dw) % sw == 0]
             Wb = (W - b + sw - 1) // sw
             if not rs or not ss:
                 gx_arr[:, :, a::sh, b::sw] = 0

@@ -33,7 +33,7 @@ from cython.parallel cimport prange, threadid
 from cython cimport floating
 from libc.string cimport memcpy, memset
 
-cdef Py_ssize_t TILE_PIXELS = 256   # output pixels per forward task (rows x columns)
+cdef Py_ssize_t TILE_PIXELS = 512   # output pixels per forward task (rows x columns)
 cdef Py_ssize_t WGRAD_PIXELS = 1024 # output-gradient pixels per weight-gradient row block
 cdef Py_ssize_t NSLOT = 2
 

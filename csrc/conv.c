@@ -14,13 +14,15 @@
 #define FC_CAT3_(a, b, c) a##b##c
 #define FC_CAT3(a, b, c) FC_CAT3_(a, b, c)
 
-/* ---- baseline (any CPU): 32-byte vectors, in pairs of SSE registers on x86-64 ------------ */
-#define VBYTES 32
+/* ---- baseline (any CPU): 16-byte vectors, SSE2 on x86-64, NEON on arm64 ------------------
+   (32-byte vectors emulated in pairs of SSE registers needed twice the registers there are:
+   every accumulator lived on the stack, at 3 GFLOP/s) */
+#define VBYTES 16
 #define ISA base
-#define TILE_ACC 12
-#define TILE_NV_MAX 2
-#define WGRAD_K 4
-#define WGRAD_U 3
+#define TILE_ACC 12 /* of 16 registers (SSE2; NEON has 32) */
+#define TILE_NV_MAX 3
+#define WGRAD_K 4 /* 8 accumulators */
+#define WGRAD_U 2
 #include "conv_types.inc"
 #undef VBYTES
 #undef ISA
@@ -118,12 +120,12 @@ const char *fc_conv_path(void)
 
 int fc_conv_wgrad_kb(void)
 {
-    return level == FC_AVX512 ? 6 : 4;
+    return level == FC_AVX512 ? 6 : 4; /* each path's WGRAD_K */
 }
 
 int fc_conv_lanes(int double_precision)
 {
-    int bytes = level == FC_AVX512 ? 64 : 32;
+    int bytes = level == FC_AVX512 ? 64 : level == FC_AVX2 ? 32 : 16; /* each path's VBYTES */
     return bytes / (double_precision ? 8 : 4);
 }
 

@@ -407,7 +407,7 @@ def _nn_call(case: Case, d: dict) -> Callable[[], object]:
     def step():
         loss = loss_fn(model(x), labels)
         opt.zero_grad()
-        model.backward(loss_fn.backward())
+        model.backward(loss_fn.backward(), input_grad=False)  # as torch: x needs no gradient
         opt.step()
         return loss
     return step

@@ -80,12 +80,15 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return y
 
 
-def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
+                    input_grad=True):
     """Gradients of conv2d with respect to its input, weight and bias.
 
     Args:
         grad_y: gradient of the loss with respect to conv2d's output, (N, K, P, Q).
         x, weight, stride, padding, dilation, groups: as given to `conv2d`.
+        input_grad: False skips grad_x (returned as None): a network's first layer needs
+            only its weights' gradients, and grad_x costs as much as the forward pass.
 
     Returns:
         (grad_x, grad_weight, grad_bias) with the shapes of x, weight and (K,).
@@ -99,12 +102,13 @@ def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1
     """
     grad_y, x, weight, g = _args.conv_backward_args("conv2d_backward", grad_y, x, weight,
                                                     stride, padding, dilation, groups)
-    grad_x = np.empty(x.shape, dtype=x.dtype)
+    input_grad = _args.flag("conv2d_backward", "input_grad", input_grad)
+    grad_x = np.empty(x.shape, dtype=x.dtype) if input_grad else None
     grad_w = np.empty(weight.shape, dtype=x.dtype)
     params = _conv_params(g)
-    if np.isfinite(weight).all():
+    if input_grad and np.isfinite(weight).all():
         _conv.backward_data(grad_y, weight, grad_x, *params)
-    else:
+    elif input_grad:
         # The kernel correlates a zero-padded grad_y with the weights, and 0 * inf is NaN
         # where PyTorch, which skips the padding, has a finite value. The NumPy reference
         # drops the padded positions too: use it for this rare case.

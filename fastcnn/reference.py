@@ -85,12 +85,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return y
 
 
-def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
+                    input_grad=True):
     """Gradients of conv2d with respect to its input, weight and bias.
 
     Args:
         grad_y: gradient of the loss with respect to the conv2d output.
         x, weight, stride, padding, dilation, groups: as given to `conv2d`.
+        input_grad: False skips grad_x (returned as None).
 
     Shape:
         grad_y ``(N, K, P, Q)`` -> grad_x ``(N, C, H, W)``, grad_weight ``(K, C/groups, R, S)``,
@@ -104,6 +106,8 @@ def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1
     grad_bias = grad_y.sum(axis=(0, 2, 3))
     cols__ngxl = _conv_columns(x, g)
     grad_weight = (gy__ngkl @ cols__ngxl.swapaxes(-1, -2)).sum(axis=0).reshape(weight.shape)
+    if not _args.flag("conv2d_backward", "input_grad", input_grad):
+        return None, grad_weight, grad_bias
 
     dcols__ngxl = w__gkx.swapaxes(-1, -2) @ gy__ngkl
     grad_xp = np.zeros((g.N, g.C, g.H + g.pad_top + g.pad_bottom, g.W + g.pad_left + g.pad_right),

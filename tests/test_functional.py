@@ -609,3 +609,17 @@ def test_build_info_values_have_documented_types(threads):
                     reason="set FASTCNN_EXPECT_OPENMP=1 where the build must have OpenMP")
 def test_build_has_openmp_where_expected():
     assert fastcnn.build_info()["openmp"] is True
+
+
+@pytest.mark.parametrize("module", [F, R], ids=["fastcnn", "reference"])
+def test_conv2d_backward_without_input_grad(module):
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((6, 2, 3, 3))
+    gy = rng.standard_normal(R.conv2d(x, w, groups=2, padding=1).shape)
+    full = module.conv2d_backward(gy, x, w, padding=1, groups=2)
+    part = module.conv2d_backward(gy, x, w, padding=1, groups=2, input_grad=False)
+    assert part[0] is None
+    np.testing.assert_array_equal(part[1], full[1])
+    np.testing.assert_array_equal(part[2], full[2])
+    with pytest.raises(TypeError, match="input_grad must be a bool, got int 0"):
+        module.conv2d_backward(gy, x, w, padding=1, groups=2, input_grad=0)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from fastcnn import nn
+from fastcnn import nn, optim
 from fastcnn.nn import init
 
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -544,3 +544,67 @@ def test_summary_prints_table_and_leaves_model_untouched(capsys):
     assert "Conv2d" in out and "Total params: 89" in out
     assert model.training and int(model[1].num_batches_tracked) == 0
     assert not model[1].running_mean.any()
+
+
+# ------------------------------------------------------------------ input_grad=False
+
+def _two_conv_model():
+    return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, rng=0), nn.ReLU(),
+                         nn.Sequential(nn.Conv2d(3, 4, 3, rng=1), nn.Flatten()),
+                         nn.Linear(4 * 4 * 4, 5, rng=2))
+
+
+@pytest.mark.parametrize("first", ["conv", "relu"])
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(first):
+    x = np.random.default_rng(0).standard_normal((3, 2, 6, 6)).astype(np.float32)
+    grads = []
+    for input_grad in (True, False):
+        model = _two_conv_model()
+        if first == "relu":                       # a first layer without input_grad=
+            model = nn.Sequential(nn.ReLU(), *model)
+        y = model(x)
+        out = model.backward(np.ones_like(y), input_grad=input_grad)
+        assert (out is None) == (not input_grad)
+        if input_grad:
+            assert out.shape == x.shape
+        grads.append([p.grad.copy() for p in model.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_layers_skip_input_grad_only_when_asked():
+    conv, lin = nn.Conv2d(1, 2, 3, rng=0), nn.Linear(4, 2, rng=0)
+    y = conv(np.ones((1, 1, 5, 5), np.float32))
+    assert conv.backward(np.ones_like(y), input_grad=False) is None
+    assert conv.backward(np.ones_like(y)).shape == (1, 1, 5, 5)
+    y = lin(np.ones((3, 4), np.float32))
+    assert lin.backward(np.ones_like(y), input_grad=False) is None
+    assert lin.backward(np.ones_like(y)).shape == (3, 4)
+    with pytest.raises(TypeError, match="input_grad must be a bool"):
+        conv.backward(np.ones((1, 2, 3, 3), np.float32), input_grad="no")
+
+
+def test_fit_asks_the_model_for_no_input_gradient():
+    from fastcnn import fit
+
+    class Recording(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.Sequential(nn.Flatten(), nn.Linear(4, 2, rng=0))
+            self.asked = []
+
+        def forward(self, x):
+            return self.inner(x)
+
+        def backward(self, grad, input_grad=True):
+            self.asked.append(input_grad)
+            return self.inner.backward(grad, input_grad=input_grad)
+
+        def arguments(self):
+            return {}
+
+    model = Recording()
+    x = np.random.default_rng(0).standard_normal((8, 1, 2, 2)).astype(np.float32)
+    fit(model, x, np.arange(8) % 2, optimizer=optim.SGD(model.parameters(), lr=0.1),
+        epochs=1, batch_size=4, verbose=False)
+    assert model.asked and not any(model.asked)

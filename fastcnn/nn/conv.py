@@ -94,10 +94,13 @@ class Conv2d(Module):
         self._ctx = x
         return y
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
+        """Accumulate the weight and bias gradients; return the input's (None when
+        input_grad is False: it is skipped, see `Sequential.backward`)."""
         x = self._saved()
         grad_x, grad_w, grad_b = F.conv2d_backward(np.asarray(grad, self._dtype), x,
-                                                   self.weight.data, **self._hyper())
+                                                   self.weight.data, **self._hyper(),
+                                                   input_grad=input_grad)
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(grad_b)

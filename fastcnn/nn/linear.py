@@ -66,15 +66,17 @@ class Linear(Module):
         self._ctx = x
         return y
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
+        """Accumulate the weight and bias gradients; return the input's (None when
+        input_grad is False: it is skipped, see `Sequential.backward`)."""
         x = self._saved()
         grad = np.asarray(grad, self._dtype).reshape(-1, self.out_features)
         with _blas.one_thread():
             self.weight.accumulate(grad.T @ x.reshape(-1, self.in_features))
-            grad_x = grad @ self.weight.data
+            grad_x = grad @ self.weight.data if input_grad else None
         if self.bias is not None:
             self.bias.accumulate(grad.sum(axis=0))
-        return grad_x.reshape(x.shape)
+        return None if grad_x is None else grad_x.reshape(x.shape)
 
     def arguments(self) -> dict:
         return dict(in_features=self.in_features, out_features=self.out_features,

@@ -19,6 +19,7 @@ Conventions:
 from __future__ import annotations
 
 import contextvars
+import inspect
 import math
 from typing import NamedTuple
 
@@ -415,10 +416,24 @@ class Sequential(Module):
             x = layer(x)
         return x
 
-    def backward(self, grad):
-        for layer in reversed(self._modules.values()):
-            grad = layer.backward(grad)
-        return grad
+    def backward(self, grad, input_grad=True):
+        """Back-propagate grad through the layers, last to first; return the gradient with
+        respect to the input.
+
+        input_grad=False: the caller does not need that gradient (a training loop's input is
+        data), so the first layer is asked not to compute it, when its backward takes an
+        input_grad argument (Conv2d, Linear and Sequential do), and None is returned. For a
+        convolution first this saves a pass as costly as its forward.
+        """
+        layers = list(self._modules.values())
+        for i in range(len(layers) - 1, -1, -1):
+            if i == 0 and not input_grad:
+                if takes_input_grad(layers[0]):
+                    return layers[0].backward(grad, input_grad=False)
+                layers[0].backward(grad)
+                return None
+            grad = layers[i].backward(grad)
+        return grad if input_grad else None
 
     def arguments(self) -> dict:
         return {"layers": [layer.get_config() for layer in self._modules.values()]}
@@ -433,6 +448,22 @@ class Sequential(Module):
 # ------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, type] = {}
+
+
+def takes_input_grad(module) -> bool:
+    """Whether module.backward accepts input_grad= (see `Sequential.backward`)."""
+    backward = type(module).backward
+    cached = _TAKES_INPUT_GRAD.get(backward)
+    if cached is None:
+        try:
+            cached = "input_grad" in inspect.signature(backward).parameters
+        except (TypeError, ValueError):
+            cached = False
+        _TAKES_INPUT_GRAD[backward] = cached
+    return cached
+
+
+_TAKES_INPUT_GRAD: dict = {}
 
 
 def register(cls: type) -> type:

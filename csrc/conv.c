@@ -23,11 +23,13 @@
 #define TILE_NV_MAX 3
 #define WGRAD_K 4 /* 8 accumulators */
 #define WGRAD_U 2
+#define WGCL_ACC 10 /* + up to 2 channel vectors + 1 broadcast */
 #include "conv_types.inc"
 #undef VBYTES
 #undef ISA
 #undef WGRAD_K
 #undef WGRAD_U
+#undef WGCL_ACC
 #undef TILE_ACC
 #undef TILE_NV_MAX
 
@@ -45,11 +47,13 @@
 #define TILE_NV_MAX 2 /* measured: wider tiles for few output channels spill and slow all */
 #define WGRAD_K 4 /* 12 accumulators of 16 registers */
 #define WGRAD_U 3
+#define WGCL_ACC 10
 #include "conv_types.inc"
 #undef VBYTES
 #undef ISA
 #undef WGRAD_K
 #undef WGRAD_U
+#undef WGCL_ACC
 #undef TILE_ACC
 #undef TILE_NV_MAX
 #if defined(__clang__)
@@ -72,11 +76,13 @@
 #define TILE_NV_MAX 6
 #define WGRAD_K 6 /* 24 accumulators of 32 registers */
 #define WGRAD_U 4
+#define WGCL_ACC 24
 #include "conv_types.inc"
 #undef VBYTES
 #undef ISA
 #undef WGRAD_K
 #undef WGRAD_U
+#undef WGCL_ACC
 #undef TILE_ACC
 #undef TILE_NV_MAX
 #if defined(__clang__)
@@ -123,6 +129,21 @@ int fc_conv_wgrad_kb(void)
     return level == FC_AVX512 ? 6 : 4; /* each path's WGRAD_K */
 }
 
+int fc_conv_wgcl_kv(void)
+{
+    /* channel vectors per tile: 4 with AVX-512's 32 registers; with 16, 2 (measured: 4 x 2
+       pairs left the AVX2 tile short of accumulators, 20-25% slower than 2 x 5) */
+    return level == FC_AVX512 ? FC_WCL_KV_MAX : 2;
+}
+
+int fc_conv_wgcl_nu(int kv)
+{
+    int acc = level == FC_AVX512 ? 24 : 10; /* each path's WGCL_ACC */
+    if (kv < 1)
+        kv = 1;
+    return acc / kv > FC_WCL_NU_MAX ? FC_WCL_NU_MAX : acc / kv;
+}
+
 int fc_conv_lanes(int double_precision)
 {
     int bytes = level == FC_AVX512 ? 64 : level == FC_AVX2 ? 32 : 16; /* each path's VBYTES */
@@ -165,6 +186,18 @@ void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x,
                        double *dw)
 {
     DISPATCH(conv_wgrad_f64, (g, dy, x, kb, dw));
+}
+
+void fc_conv_wgcl_f32(const fc_conv_geom *g, const float *dyt, const float *x, int kv,
+                      ptrdiff_t u_begin, ptrdiff_t u_end, float *dwt)
+{
+    DISPATCH(conv_wgcl_f32, (g, dyt, x, kv, u_begin, u_end, dwt));
+}
+
+void fc_conv_wgcl_f64(const fc_conv_geom *g, const double *dyt, const double *x, int kv,
+                      ptrdiff_t u_begin, ptrdiff_t u_end, double *dwt)
+{
+    DISPATCH(conv_wgcl_f64, (g, dyt, x, kv, u_begin, u_end, dwt));
 }
 
 /* ---- denormals ---------------------------------------------------------------------------- */

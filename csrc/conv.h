@@ -40,6 +40,8 @@
 #define FC_SLACK 128 /* elements a tile may read past the end of its input */
 #define FC_WK_MAX 6 /* output channels per weight-gradient tile, at most */
 #define FC_WU_MAX 4 /* (channel, tap) pairs per weight-gradient tile, at most */
+#define FC_WCL_NU_MAX 8 /* pairs per channels-last weight-gradient tile, at most */
+#define FC_WCL_KV_MAX 4 /* output-channel vectors per channels-last tile, at most */
 
 typedef struct {
     ptrdiff_t C;          /* input channels summed over */
@@ -74,6 +76,19 @@ void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, i
                        float *dw);
 void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,
                        double *dw);
+
+/* Weight gradient vectorised along output channels (see conv_kernel.inc): dyt is the output
+   gradient transposed to pixels x channels (pixel pitch ldk, image pitch dy_image; rows, cols,
+   images, x_image, row_step, ldc, ntaps, tap as above), dwt pairs x channels (row pitch
+   ldy_row), added into; kv vectors of output channels; pairs u_begin .. u_end - 1, in tiles
+   of fc_conv_wgcl_nu(kv) (u_begin a multiple of it; dwt has rows up to the next multiple
+   past C*ntaps). */
+int fc_conv_wgcl_kv(void); /* channel vectors per tile this path wants, at most */
+int fc_conv_wgcl_nu(int kv);
+void fc_conv_wgcl_f32(const fc_conv_geom *g, const float *dyt, const float *x, int kv,
+                      ptrdiff_t u_begin, ptrdiff_t u_end, float *dwt);
+void fc_conv_wgcl_f64(const fc_conv_geom *g, const double *dyt, const double *x, int kv,
+                      ptrdiff_t u_begin, ptrdiff_t u_end, double *dwt);
 
 /* Flush denormals to zero (FTZ/DAZ) for the calling thread; returns the state to restore. */
 unsigned fc_denormals_off(void);

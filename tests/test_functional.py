@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import fastcnn
 import fastcnn.functional as F
 import fastcnn.reference as R
+from fastcnn._kernels import conv as _conv
 
 # The engines sum in different orders, so results differ by rounding, which grows with the
 # size of the terms summed, not of the result (cancellation). A result may differ from the
@@ -42,6 +43,16 @@ def assert_close(actual, expected, magnitude, dtype):
             f"{bad.sum()} of {bad.size} elements differ by more than {TOL[dtype]:g} x their "
             f"magnitude; worst at {i}: got {actual[i]!r}, expected {expected[i]!r}, "
             f"magnitude {magnitude[i]!r}")
+
+
+@pytest.fixture(params=["rows", "channels"])
+def wgrad_kernel(request):
+    """Run the test with each weight-gradient kernel (the shape picks one otherwise; grouped
+    convolutions always take "rows")."""
+    before = _conv.WGRAD_KERNEL
+    _conv.WGRAD_KERNEL = request.param
+    yield request.param
+    _conv.WGRAD_KERNEL = before
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
@@ -211,7 +222,7 @@ def test_conv2d_backward_grad_x_matches_reference(num_threads, case):
 
 @SWEEP
 @given(case=conv_cases())
-def test_conv2d_backward_grad_weight_matches_reference(num_threads, case):
+def test_conv2d_backward_grad_weight_matches_reference(num_threads, wgrad_kernel, case):
     got, want, magnitude = _conv_backward_both(case)
     assert_close(got[1], want[1], magnitude[1], case.dtype)
 
@@ -221,8 +232,11 @@ def test_conv2d_backward_grad_weight_matches_reference(num_threads, case):
     (7, 5, 6, {"padding": 1}),                          # several small images per kernel call
     (9, 3, 17, {"stride": 2, "padding": (1, 2)}),       # and an odd image count per slot
     (5, 40, 33, {"dilation": 2, "groups": 2}),          # one image per call, rows in blocks
+    (3, 40, 33, {"dilation": 2}),                       # the same, ungrouped
+    (2, 4, 300, {"stride": (1, 2)}),                    # rows wider than a block of pixels
 ])
-def test_conv2d_grad_weight_over_image_batches(num_threads, N, H, W, kwargs, dtype):
+def test_conv2d_grad_weight_over_image_batches(num_threads, wgrad_kernel, N, H, W, kwargs,
+                                               dtype):
     """The weight gradient sums small images several per microkernel call; every batch
     tail must count once."""
     rng = np.random.default_rng(N)

@@ -19,6 +19,15 @@ cdef extern from "conv.h" nogil:
     int fc_conv_select(int want_simd)
     int fc_conv_lanes(int double_precision)
     int fc_conv_wgrad_kb()
+    int fc_conv_wgcl_kv()
+    int fc_conv_wgcl_nu(int kv)
+    enum:
+        FC_WCL_KV_MAX
+        FC_WCL_NU_MAX
+    void fc_conv_wgcl_f32(const fc_conv_geom *g, const float *dyt, const float *x, int kv,
+                          Py_ssize_t u_begin, Py_ssize_t u_end, float *dwt)
+    void fc_conv_wgcl_f64(const fc_conv_geom *g, const double *dyt, const double *x, int kv,
+                          Py_ssize_t u_begin, Py_ssize_t u_end, double *dwt)
     const char *fc_conv_path()
     void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kb,
                            const float *bias, float *y)

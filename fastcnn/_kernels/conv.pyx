@@ -36,6 +36,11 @@ from libc.string cimport memcpy, memset
 cdef Py_ssize_t TILE_PIXELS = 512   # output pixels per forward task (rows x columns)
 cdef Py_ssize_t WGRAD_PIXELS = 1024 # output-gradient pixels per weight-gradient row block
 cdef Py_ssize_t NSLOT = 2
+cdef Py_ssize_t WGCL_PIXELS = 128   # pixels per channels-last weight-gradient block
+# Which weight-gradient kernel: "auto" (by shape), "rows" (fc_conv_wgrad, vectorised along
+# output columns) or "channels" (fc_conv_wgcl, along output channels; ungrouped layers only).
+# The tests set it to check both on every shape.
+WGRAD_KERNEL = "auto"
 
 
 _LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
@@ -340,6 +345,11 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]
     cdef floating *out0 = &gw__kcrs[0, 0, 0, 0]
     cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
+    if groups == 1 and (WGRAD_KERNEL == "channels" or WGRAD_KERNEL == "auto"
+                        and _channels_last_wins(K, lanes)):
+        gw[...] = _backward_weight_cl(gy, x, prep, taps, N, K, Cg, R, S, P, Q, sh, lanes,
+                                      n_threads)
+        return
     cdef Py_ssize_t Qp = (Q + lanes - 1) // lanes * lanes
     cdef Py_ssize_t WK = fc_conv_wgrad_kb()
     # a block of rb rows of m images at a time: about WGRAD_PIXELS output-gradient pixels
@@ -373,3 +383,113 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
                     K * P * Q, C * prep.plane, P, Q, rb, m, &scratch[threadid(), 0])
     if slots > 1:
         gw += partial_arr[0]
+
+
+# ------------------------------------------------ weight gradient along output channels
+
+def _channels_last_wins(Py_ssize_t K, Py_ssize_t lanes):
+    """Whether K output channels fill the channel vectors well enough (at least one whole
+    vector, at most a third of the lanes idle) for fc_conv_wgcl."""
+    return K % lanes == 0 or K >= 2 * lanes
+
+
+cdef void _wgcl_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
+                     floating *dwt, Py_ssize_t k0, Py_ssize_t K, int kv, Py_ssize_t lanes,
+                     Py_ssize_t u_begin, Py_ssize_t u_end, Py_ssize_t first_image,
+                     Py_ssize_t N, Py_ssize_t x_image, Py_ssize_t P, Py_ssize_t Q,
+                     Py_ssize_t rb, Py_ssize_t m, floating *dyt) noexcept nogil:
+    # Pairs u_begin .. u_end - 1, channels k0 .. k0 + kv*lanes - 1, over the images
+    # first_image, first_image + NSLOT, ... < N, in blocks of m images x rb rows: each block's
+    # output gradient is first transposed into dyt (this thread's scratch: pixels x channels,
+    # zeros past channel K), which then stays in L1 while every pair is summed over it.
+    cdef fc_conv_geom g = shared[0]
+    cdef Py_ssize_t KB = kv * lanes, kn = min(KB, K - k0), PQ = P * Q
+    cdef Py_ssize_t n, p0, j, kk, pix, npix
+    cdef const floating *src
+    cdef floating *dst
+    cdef unsigned csr = fc_denormals_off()
+    g.ldk = KB
+    g.x_image = NSLOT * x_image
+    n = first_image
+    while n < N:
+        g.images = min(m, (N - n + NSLOT - 1) // NSLOT)
+        p0 = 0
+        while p0 < P:
+            g.rows = min(rb, P - p0)
+            npix = g.rows * Q
+            g.dy_image = npix * KB
+            for j in range(g.images):
+                dst = dyt + j * g.dy_image
+                for kk in range(kn):
+                    src = gy + ((n + j * NSLOT) * K + k0 + kk) * PQ + p0 * Q
+                    for pix in range(npix):
+                        dst[pix * KB + kk] = src[pix]
+                if kn < KB:
+                    for pix in range(npix):
+                        memset(dst + pix * KB + kn, 0, (KB - kn) * sizeof(floating))
+            if floating is float:
+                fc_conv_wgcl_f32(&g, dyt, x + n * x_image + p0 * g.row_step, kv, u_begin,
+                                 u_end, dwt + k0)
+            else:
+                fc_conv_wgcl_f64(&g, dyt, x + n * x_image + p0 * g.row_step, kv, u_begin,
+                                 u_end, dwt + k0)
+            p0 = p0 + rb
+        n = n + g.images * NSLOT
+    fc_denormals_restore(csr)
+
+
+cdef _backward_weight_cl(const floating *gy, const floating *x, _Prepared prep,
+                         const Py_ssize_t[::1] taps, Py_ssize_t N, Py_ssize_t K, Py_ssize_t C,
+                         Py_ssize_t R, Py_ssize_t S, Py_ssize_t P, Py_ssize_t Q, Py_ssize_t sh,
+                         Py_ssize_t lanes, int n_threads):
+    """The weight gradient (K, C, R, S) of an ungrouped convolution, vectorised along output
+    channels (fc_conv_wgcl). Slot s sums images s, s + NSLOT, ... into its own partial
+    [pairs][channels]; the partials are added in a fixed order, so the result does not depend
+    on the thread count. Tasks = (slot, block of channels, range of pairs)."""
+    cdef Py_ssize_t nu_all = C * R * S, Kp = (K + lanes - 1) // lanes * lanes
+    cdef Py_ssize_t kvmax = fc_conv_wgcl_kv()
+    cdef Py_ssize_t KBmax = kvmax * lanes, kblocks = (Kp + KBmax - 1) // KBmax
+    cdef Py_ssize_t slots = min(N, NSLOT)
+    cdef Py_ssize_t m, rb
+    if P * Q <= WGCL_PIXELS:
+        rb, m = P, max(1, min((N + NSLOT - 1) // NSLOT, WGCL_PIXELS // (P * Q)))
+    else:
+        rb, m = max(1, WGCL_PIXELS // Q), 1
+    # enough tasks for every thread: split the pairs into ranges when slots x blocks is short
+    cdef Py_ssize_t ranges = max(1, min(nu_all, (2 * n_threads + slots * kblocks - 1)
+                                        // (slots * kblocks)))
+    partial_arr = np.zeros((slots, nu_all + FC_WCL_NU_MAX, Kp),
+                           np.float32 if floating is float else np.float64)
+    cdef floating[:, :, ::1] partial = partial_arr
+    cdef floating[:, ::1] scratch = np.empty((n_threads, max(WGCL_PIXELS, Q) * KBmax),
+                                             partial_arr.dtype)
+    cdef Py_ssize_t task, slot, kblk, r, k0, nu, size, u0
+    cdef int kv
+    cdef fc_conv_geom geo
+    geo.C = C
+    geo.ntaps = R * S
+    geo.tap = &taps[0]
+    geo.ldc = prep.plane
+    geo.row_step = sh * prep.row_pitch
+    geo.cols = Q
+    geo.ldy_row = Kp
+    geo.y_col_step = 1
+    geo.ldk, geo.images, geo.dy_image, geo.x_image = 0, 1, 0, 0  # each task sets its own
+    for task in prange(slots * kblocks * ranges, nogil=True, schedule="static",
+                       num_threads=n_threads):
+        r = task % ranges
+        kblk = (task // ranges) % kblocks
+        slot = task // (ranges * kblocks)
+        k0 = kblk * KBmax
+        kv = <int>min(kvmax, (Kp - k0) // lanes)
+        nu = fc_conv_wgcl_nu(kv)
+        size = ((nu_all + ranges - 1) // ranges + nu - 1) // nu * nu
+        u0 = r * size
+        if u0 < nu_all:
+            _wgcl_task(&geo, gy, x, &partial[slot, 0, 0], k0, K, kv, lanes, u0,
+                       min(nu_all, u0 + size), slot, N, C * prep.plane, P, Q, rb, m,
+                       &scratch[threadid(), 0])
+    total = partial_arr[0]
+    for slot in range(1, slots):
+        total = total + partial_arr[slot]
+    return total[:nu_all, :K].T.reshape(K, C, R, S)

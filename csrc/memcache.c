@@ -15,8 +15,8 @@
 #include <sys/mman.h>
 #endif
 
-/* Bytes before the data, holding the block's size. Blocks from fc_cache_malloc start
-   64-byte aligned, so their data is too; calloc and realloc give malloc's alignment (16). */
+/* Bytes before the data, holding the block's size. The data is at least 16-byte aligned
+   (malloc's alignment); big blocks from fc_cache_malloc start 64-byte aligned. */
 #define HEADER 64
 
 typedef struct {
@@ -51,6 +51,14 @@ static void register_fork_handlers(void)
 
 static size_t *size_of(char *base) { return (size_t *)base; }
 
+/* Every entry point first makes sure the fork handlers are in place. */
+static void ensure_fork_handlers(void)
+{
+#if FC_HAVE_PTHREAD
+    pthread_once(&once, register_fork_handlers);
+#endif
+}
+
 /* Remove slot i (the lock held). */
 static char *take_slot(size_t i)
 {
@@ -68,6 +76,7 @@ static char *take(size_t size)
     size_t i;
     if (size < FC_CACHE_MIN)
         return NULL;
+    ensure_fork_handlers();
     LOCK();
     for (i = nslots; i-- > 0;)
         if (slots[i].size == size) {
@@ -88,7 +97,11 @@ static char *new_block(size_t size)
     if (size > SIZE_MAX - HEADER)
         return NULL;
 #if FC_HAVE_PTHREAD
-    if (posix_memalign((void **)&base, HEADER, HEADER + size))
+    if (size < FC_CACHE_MIN)
+        base = malloc(HEADER + size);
+    else if (posix_memalign((void **)&base, HEADER, HEADER + size))
+        return NULL;
+    if (!base)
         return NULL;
 #else
     base = malloc(HEADER + size);
@@ -161,9 +174,7 @@ void fc_cache_free(void *ctx, void *ptr, size_t size_hint)
         return;
     base = (char *)ptr - HEADER;
     size = *size_of(base);
-#if FC_HAVE_PTHREAD
-    pthread_once(&once, register_fork_handlers);
-#endif
+    ensure_fork_handlers();
     LOCK();
     if (size >= FC_CACHE_MIN && size <= limit) {
         while (nslots == FC_CACHE_SLOTS || cached_bytes + size > limit)
@@ -187,6 +198,7 @@ void fc_cache_set_limit(size_t bytes)
 #if !FC_HAVE_PTHREAD
     bytes = 0;
 #endif
+    ensure_fork_handlers();
     LOCK();
     limit = bytes;
     while (nslots && cached_bytes > limit)
@@ -199,6 +211,7 @@ void fc_cache_set_limit(size_t bytes)
 fc_cache_stats fc_cache_info(void)
 {
     fc_cache_stats s;
+    ensure_fork_handlers();
     LOCK();
     s.limit = limit;
     s.bytes = cached_bytes;

@@ -8,8 +8,8 @@
  * ~0.7 ms per MB, a quarter of a LeNet-5 training step. Reusing the freed buffer costs no
  * fault.
  *
- * Every block carries a 64-byte header holding its size (so the data is 64-byte aligned and
- * the cache never trusts a caller's idea of the size). Blocks of at least FC_CACHE_MIN bytes
+ * Every block carries a 64-byte header holding its size, so the cache never trusts a
+ * caller's idea of the size (the data keeps malloc's 16-byte alignment at least). Blocks of at least FC_CACHE_MIN bytes
  * are kept when freed, newest first, while the cache holds fewer than FC_CACHE_SLOTS blocks
  * and at most the limit's bytes (oldest evicted first); smaller ones go straight to free().
  * All functions are thread-safe (one mutex; none without pthreads, where nothing is cached).
@@ -21,7 +21,9 @@
 
 #define FC_CACHE_MIN (64 * 1024)
 #define FC_CACHE_SLOTS 64
+#ifndef FC_CACHE_DEFAULT_LIMIT /* the sanitizer build sets 0: ASan must see every free */
 #define FC_CACHE_DEFAULT_LIMIT ((size_t)256 << 20)
+#endif
 
 void *fc_cache_malloc(void *ctx, size_t size);
 void *fc_cache_calloc(void *ctx, size_t n, size_t elsize);

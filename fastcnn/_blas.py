@@ -6,7 +6,8 @@ that shortens this (OPENBLAS_THREAD_TIMEOUT) once, when NumPy loads it. A Linear
 matmul in the middle of a network therefore leaves a worker competing for the cores with the
 convolution kernels' OpenMP threads that run next: on 2 cores a VGG-style training step took
 1.45x as long. `one_thread()` runs a block with OpenBLAS on one thread, so no worker wakes up,
-and restores the user's setting after.
+and restores the user's setting after. The setting is process-wide: while a Linear layer
+runs, NumPy matmuls in the process's other threads also run on one thread.
 
 Where NumPy's BLAS is not OpenBLAS (or /proc is missing) everything here does nothing.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import os
 import threading
 
 
@@ -83,5 +85,19 @@ def one_thread():
     finally:
         with _lock:
             _depth -= 1
-            if _depth == 0 and _saved is not None and _saved != 1:
+            # restore unless someone else (threadpoolctl, say) changed the count meanwhile
+            if _depth == 0 and _saved is not None and _saved != 1 and threads() == 1:
                 threads(_saved)
+
+
+def _after_fork_in_child() -> None:
+    # A child forked while another thread was inside one_thread() inherits the lock (maybe
+    # held) and the count, but not that thread: start afresh and restore the count.
+    global _lock, _depth
+    _lock = threading.Lock()
+    if _depth and _saved is not None and _saved != 1:
+        threads(_saved)
+    _depth = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

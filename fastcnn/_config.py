@@ -78,8 +78,9 @@ def reuses_memory(method):
     same sizes every step, and without it each big buffer comes fresh from the kernel and
     is page-faulted in again; that was a quarter of a LeNet-5 step on a 2-core VM. Only
     calls inside fastcnn's layers, losses and optimizers use the cache; NumPy elsewhere
-    keeps its own allocator. The handler is per context (a context variable), so threads
-    and asyncio tasks do not see each other's.
+    keeps its own allocator, but the arrays fastcnn returns (outputs, gradients) go back
+    to the cache when they are freed, wherever that happens. The handler is per context (a
+    context variable), so threads and asyncio tasks do not see each other's.
     """
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
@@ -99,7 +100,8 @@ def memory_cache_info() -> dict:
 
 
 def set_memory_cache_limit(nbytes: int) -> None:
-    """Keep at most nbytes of freed array buffers for reuse (default 256 MiB; 0: none).
+    """Keep at most nbytes of freed array buffers for reuse (default 256 MiB, 0 in the
+    AddressSanitizer build; 0: none).
 
     fastcnn's layers, losses and optimizers allocate from this cache, so a training or
     inference loop reuses the same buffers every step instead of page-faulting new ones in.

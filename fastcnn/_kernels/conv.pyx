@@ -48,7 +48,8 @@ _LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
 
 def select_path(str path):
     """Use the 'generic', 'avx2' or 'avx512' microkernels, or the best this CPU runs ('best');
-    a level the CPU lacks falls back to the best it has. Returns the path now in use."""
+    a level the CPU lacks falls back to the best it has. Returns the path now in use. Not
+    while kernels run in other threads: they size their buffers for the path in use."""
     if path != "best" and path not in _LEVELS:
         raise ValueError(f"path must be 'best' or one of {sorted(_LEVELS)}, got {path!r}")
     fc_conv_select(_LEVELS.get(path, 2))

@@ -70,6 +70,7 @@ class Linear(Module):
         """Accumulate the weight and bias gradients; return the input's (None when
         input_grad is False: it is skipped, see `Sequential.backward`)."""
         x = self._saved()
+        input_grad = _args.flag(f"{self!r}.backward", "input_grad", input_grad)
         grad = np.asarray(grad, self._dtype).reshape(-1, self.out_features)
         with _blas.one_thread():
             self.weight.accumulate(grad.T @ x.reshape(-1, self.in_features))

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _args
 from .._config import reuses_memory
 
 __all__ = ["Parameter", "Module", "Sequential", "register", "from_config", "allocate"]
@@ -128,7 +129,7 @@ class Module:
         super().__init_subclass__(**kwargs)
         for name in ("forward", "backward"):
             method = cls.__dict__.get(name)
-            if method is not None and not hasattr(method, "__wrapped_for_memory__"):
+            if inspect.isfunction(method) and not hasattr(method, "__wrapped_for_memory__"):
                 setattr(cls, name, reuses_memory(method))
 
     def __init__(self):
@@ -421,16 +422,23 @@ class Sequential(Module):
         respect to the input.
 
         input_grad=False: the caller does not need that gradient (a training loop's input is
-        data), so the first layer is asked not to compute it, when its backward takes an
-        input_grad argument (Conv2d, Linear and Sequential do), and None is returned. For a
-        convolution first this saves a pass as costly as its forward.
+        data), and None is returned. The layers before the first one with parameters are then
+        skipped (they only pass gradients on), and that one is asked not to compute its input
+        gradient when its backward takes an input_grad argument (Conv2d, Linear and Sequential
+        do). For a convolution first this saves a pass as costly as its forward.
         """
+        input_grad = _args.flag(f"{type(self).__name__}.backward", "input_grad", input_grad)
         layers = list(self._modules.values())
-        for i in range(len(layers) - 1, -1, -1):
-            if i == 0 and not input_grad:
-                if takes_input_grad(layers[0]):
-                    return layers[0].backward(grad, input_grad=False)
-                layers[0].backward(grad)
+        first = 0
+        if not input_grad:
+            first = next((i for i, layer in enumerate(layers)
+                          if next(iter(layer.parameters()), None) is not None), len(layers))
+        for i in range(len(layers) - 1, first - 1, -1):
+            if i == first and not input_grad:
+                if takes_input_grad(layers[i]):
+                    layers[i].backward(grad, input_grad=False)
+                else:
+                    layers[i].backward(grad)
                 return None
             grad = layers[i].backward(grad)
         return grad if input_grad else None
@@ -452,7 +460,7 @@ _REGISTRY: dict[str, type] = {}
 
 def takes_input_grad(module) -> bool:
     """Whether module.backward accepts input_grad= (see `Sequential.backward`)."""
-    backward = type(module).backward
+    backward = getattr(module.backward, "__func__", module.backward)
     cached = _TAKES_INPUT_GRAD.get(backward)
     if cached is None:
         try:

@@ -347,7 +347,7 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef floating *out0 = &gw__kcrs[0, 0, 0, 0]
     cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
     if groups == 1 and (WGRAD_KERNEL == "channels" or WGRAD_KERNEL == "auto"
-                        and _channels_last_wins(K, lanes)):
+                        and _channels_last_wins(K, Cg * R * S, lanes)):
         gw[...] = _backward_weight_cl(gy, x, prep, taps, N, K, Cg, R, S, P, Q, sh, lanes,
                                       n_threads)
         return
@@ -388,10 +388,12 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
 
 # ------------------------------------------------ weight gradient along output channels
 
-def _channels_last_wins(Py_ssize_t K, Py_ssize_t lanes):
-    """Whether K output channels fill the channel vectors well enough (at least one whole
-    vector, at most a third of the lanes idle) for fc_conv_wgcl."""
-    return K % lanes == 0 or K >= 2 * lanes
+def _channels_last_wins(Py_ssize_t K, Py_ssize_t pairs, Py_ssize_t lanes):
+    """Whether fc_conv_wgcl should beat fc_conv_wgrad: K output channels fill its vectors
+    (at least one whole vector, at most a third of the lanes idle), and there are enough
+    (channel, tap) pairs to pay for transposing the output gradient (measured: with 27
+    pairs, 3 channels x 3x3, the transposition took longer than the sums)."""
+    return (K % lanes == 0 or K >= 2 * lanes) and pairs >= 4 * lanes
 
 
 cdef void _wgcl_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
@@ -456,8 +458,9 @@ cdef _backward_weight_cl(const floating *gy, const floating *x, _Prepared prep,
         rb, m = P, max(1, min((N + NSLOT - 1) // NSLOT, WGCL_PIXELS // (P * Q)))
     else:
         rb, m = max(1, WGCL_PIXELS // Q), 1
-    # enough tasks for every thread: split the pairs into ranges when slots x blocks is short
-    cdef Py_ssize_t ranges = max(1, min(nu_all, (2 * n_threads + slots * kblocks - 1)
+    # a task for every thread: split the pairs into ranges when slots x blocks is short
+    # (each range transposes the same output gradient again, so no more than that)
+    cdef Py_ssize_t ranges = max(1, min(nu_all, (n_threads + slots * kblocks - 1)
                                         // (slots * kblocks)))
     partial_arr = np.zeros((slots, nu_all + FC_WCL_NU_MAX, Kp),
                            np.float32 if floating is float else np.float64)

@@ -28,6 +28,7 @@ KERNELS = {
                                  "csrc/memcache.c"],
     "fastcnn._kernels.conv": ["fastcnn/_kernels/conv.pyx", "csrc/conv.c"],
     "fastcnn._kernels.pool": ["fastcnn/_kernels/pool.pyx", "csrc/pool.c"],
+    "fastcnn._kernels.eltwise": ["fastcnn/_kernels/eltwise.pyx", "csrc/eltwise.c"],
 }
 
 OMP_PROBE = r"""

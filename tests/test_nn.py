@@ -633,3 +633,24 @@ def test_backward_without_input_grad_skips_leading_parameter_free_layers():
         model.backward(np.ones_like(y), input_grad="no")
     with pytest.raises(TypeError, match="input_grad must be a bool, got int"):
         model[2].backward(np.ones_like(y), input_grad=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_relu_on_big_arrays_over_threads_and_layouts(dtype, layout, threads):
+    """ReLU's compiled pass runs in 64K-element chunks on several threads: every chunk
+    boundary and every layout gives the element-wise definition."""
+    threads(2)
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((3, 5, 101, 139)).astype(dtype)     # 212,085 elements
+    base.flat[rng.integers(0, base.size, 50)] = np.nan
+    base.flat[rng.integers(0, base.size, 50)] = np.inf
+    base.flat[rng.integers(0, base.size, 50)] = -np.inf
+    x = {"C": base, "F": np.asfortranarray(base), "strided": base[:, :, ::2, ::3]}[layout]
+    grad = rng.standard_normal(x.shape).astype(dtype)
+    relu = nn.ReLU().astype(dtype)
+    y = relu(x)
+    alive = ~(x <= 0)
+    np.testing.assert_array_equal(y, np.where(alive, x, 0))
+    np.testing.assert_array_equal(relu.backward(grad), np.where(alive, grad, 0))
+    assert y.dtype == dtype and y.flags.c_contiguous

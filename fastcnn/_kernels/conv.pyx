@@ -85,19 +85,30 @@ cdef class _Prepared:
 cdef void _prepare_plane(const floating *src, floating *dst, Py_ssize_t H, Py_ssize_t W,
                          Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows, Py_ssize_t phases,
                          Py_ssize_t phase_len) noexcept nogil:
-    # dst[a, f, b] = src[a - top, b*phases + f - left], zero outside src.
-    cdef Py_ssize_t a, f, b, h, w
+    # dst[a, f, b] = src[a - top, b*phases + f - left], zero outside src: per row and phase,
+    # zeros, then the valid run b0 <= b < b1 (a memcpy when phases == 1), then zeros.
+    cdef Py_ssize_t a, f, b, h, b0, b1
     cdef floating *d
+    cdef const floating *s
     for a in range(rows):
         h = a - top
         for f in range(phases):
             d = dst + (a * phases + f) * phase_len
-            if h < 0 or h >= H:
+            b0, b1 = 0, 0
+            if 0 <= h < H:  # w = b*phases + f - left is inside [0, W) for b0 <= b < b1
+                b0 = max(0, (left - f + phases - 1) // phases)
+                b1 = min(phase_len, (W + left - f + phases - 1) // phases)
+            if b1 <= b0:
                 memset(d, 0, phase_len * sizeof(floating))
                 continue
-            for b in range(phase_len):
-                w = b * phases + f - left
-                d[b] = src[h * W + w] if 0 <= w < W else 0
+            memset(d, 0, b0 * sizeof(floating))
+            s = src + h * W + b0 * phases + f - left    # the run's first element
+            if phases == 1:
+                memcpy(d + b0, s, (b1 - b0) * sizeof(floating))
+            else:
+                for b in range(b1 - b0):
+                    d[b0 + b] = s[b * phases]
+            memset(d + b1, 0, (phase_len - b1) * sizeof(floating))
 
 
 cdef _Prepared _prepare(const floating[:, :, :, ::1] src, Py_ssize_t top, Py_ssize_t left,

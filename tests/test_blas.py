@@ -1,4 +1,5 @@
-"""fastcnn._blas: Linear's matmuls on one OpenBLAS thread, the user's setting restored."""
+"""fastcnn._blas: Linear's matmuls on one OpenBLAS thread (split over Python threads when
+big), the user's setting restored."""
 import threading
 
 import numpy as np
@@ -56,3 +57,25 @@ def test_overlapping_blocks_from_two_threads_restore_once(two_blas_threads):
     leave.set()
     t.join()
     assert _blas.threads() == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_matmul_split_over_threads_equals_numpy(two_blas_threads, monkeypatch, dtype, parts):
+    monkeypatch.setattr(_blas, "SPLIT_MACS", 1)      # split even the small products
+    rng = np.random.default_rng(parts)
+    a = rng.standard_normal((67, 300)).astype(dtype)
+    b = rng.standard_normal((300, 211)).astype(dtype)
+    for x, y in [(a, b), (a[:, ::2], b[::2]), (b.T, a.T), (np.asfortranarray(a), b)]:
+        want = x @ y
+        got = _blas.matmul(x, y, parts)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-4 if dtype == np.float32 else 1e-10)
+    assert _blas.threads() == 2
+
+
+def test_matmul_below_the_split_size_is_one_call(monkeypatch):
+    monkeypatch.setattr(_blas, "SPLIT_MACS", 1 << 40)
+    a, b = np.ones((8, 4)), np.ones((4, 3))
+    np.testing.assert_array_equal(_blas.matmul(a, b, 4), np.full((8, 3), 4.0))

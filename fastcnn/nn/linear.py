@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .. import _args, _blas
+from .._config import get_num_threads
 from . import init
 from ._check import integer
 from .module import Module, Parameter, allocate, register
@@ -17,9 +18,9 @@ __all__ = ["Linear"]
 class Linear(Module):
     """Affine map of the last axis, as ``torch.nn.Linear``.
 
-    Its matmuls run on one OpenBLAS thread (see fastcnn/_blas.py): a multi-threaded BLAS call
-    leaves a worker spinning that slows the convolutions after it far more than one thread
-    slows the matmul.
+    Its matmuls run OpenBLAS on one thread per part, big ones split over fastcnn's thread
+    count (fastcnn/_blas.py): OpenBLAS's own threads keep spinning after a call and slow
+    the convolutions that follow far more than that saves.
 
     Args:
         in_features: size of each input row.
@@ -59,8 +60,9 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r} expects input (*, {self.in_features}), got shape "
                              f"{x.shape}")
-        with _blas.one_thread():
-            y = x @ self.weight.data.T
+        rows = x.reshape(-1, self.in_features)
+        y = _blas.matmul(rows, self.weight.data.T, get_num_threads())
+        y = y.reshape(x.shape[:-1] + (self.out_features,))
         if self.bias is not None:
             y += self.bias.data
         self._ctx = x
@@ -72,9 +74,9 @@ class Linear(Module):
         x = self._saved()
         input_grad = _args.flag(f"{self!r}.backward", "input_grad", input_grad)
         grad = np.asarray(grad, self._dtype).reshape(-1, self.out_features)
-        with _blas.one_thread():
-            self.weight.accumulate(grad.T @ x.reshape(-1, self.in_features))
-            grad_x = grad @ self.weight.data if input_grad else None
+        threads = get_num_threads()
+        self.weight.accumulate(_blas.matmul(grad.T, x.reshape(-1, self.in_features), threads))
+        grad_x = _blas.matmul(grad, self.weight.data, threads) if input_grad else None
         if self.bias is not None:
             self.bias.accumulate(grad.sum(axis=0))
         return None if grad_x is None else grad_x.reshape(x.shape)

@@ -293,6 +293,22 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
 
 # -------------------------------------------------------------------------- weight gradient
 
+cdef fc_conv_geom _wgrad_geom(_Prepared prep, const Py_ssize_t[::1] taps, Py_ssize_t C,
+                              Py_ssize_t ntaps, Py_ssize_t sh, Py_ssize_t Q):
+    """What both weight-gradient kernels share of their geometry: x's channels, taps and
+    pitches and the output columns; ldk, ldy_row and the image fields are the caller's."""
+    cdef fc_conv_geom geo
+    geo.C = C
+    geo.ntaps = ntaps
+    geo.tap = &taps[0]
+    geo.ldc = prep.plane
+    geo.row_step = sh * prep.row_pitch
+    geo.cols = Q
+    geo.y_col_step = 1
+    geo.ldk, geo.ldy_row, geo.images, geo.dy_image, geo.x_image = 0, 0, 1, 0, 0
+    return geo
+
+
 cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
                       floating *dw, int kb, Py_ssize_t first_image, Py_ssize_t N,
                       Py_ssize_t gy_image, Py_ssize_t x_image, Py_ssize_t P, Py_ssize_t Q,
@@ -348,20 +364,20 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef Py_ssize_t cols = (Q - 1) * sw + (S - 1) * dw + 1
     cdef _Prepared prep = _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads)
     cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
-    cdef Py_ssize_t slots = min(N, NSLOT)
-    # slot 0 sums straight into gw, the others into their own partial gradients
-    partial_arr = np.zeros((slots - 1,) + gw.shape, dtype=gw.dtype)
-    cdef floating[::1] partial = partial_arr.reshape(-1) if slots > 1 else gw.reshape(-1)
     cdef floating[::1] buf = prep.buffer
     cdef const floating *x = &buf[0]
     cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]
-    cdef floating *out0 = &gw__kcrs[0, 0, 0, 0]
     cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
     if groups == 1 and (WGRAD_KERNEL == "channels" or WGRAD_KERNEL == "auto"
                         and _channels_last_wins(K, Cg * R * S, lanes)):
         gw[...] = _backward_weight_cl(gy, x, prep, taps, N, K, Cg, R, S, P, Q, sh, lanes,
                                       n_threads)
         return
+    cdef Py_ssize_t slots = min(N, NSLOT)
+    # slot 0 sums straight into gw, the others into their own partial gradients
+    partial_arr = np.zeros((slots - 1,) + gw.shape, dtype=gw.dtype)
+    cdef floating[::1] partial = partial_arr.reshape(-1) if slots > 1 else gw.reshape(-1)
+    cdef floating *out0 = &gw__kcrs[0, 0, 0, 0]
     cdef Py_ssize_t Qp = (Q + lanes - 1) // lanes * lanes
     cdef Py_ssize_t WK = fc_conv_wgrad_kb()
     # a block of rb rows of m images at a time: about WGRAD_PIXELS output-gradient pixels
@@ -372,17 +388,9 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef Py_ssize_t kblocks = (Kg + WK - 1) // WK
     cdef Py_ssize_t task, slot, g, kblk, k0
     cdef int kb
-    cdef fc_conv_geom geo
-    geo.C = Cg
-    geo.ntaps = R * S
-    geo.tap = &taps[0]
-    geo.ldc = prep.plane
-    geo.row_step = sh * prep.row_pitch
-    geo.cols = Q
+    cdef fc_conv_geom geo = _wgrad_geom(prep, taps, Cg, R * S, sh, Q)
     geo.ldk = P * Qp
     geo.ldy_row = Qp
-    geo.y_col_step = 1
-    geo.images, geo.dy_image, geo.x_image = 1, 0, 0  # each task sets its own
     for task in prange(slots * groups * kblocks, nogil=True, schedule="static",
                        num_threads=n_threads):
         kblk = task % kblocks
@@ -480,16 +488,8 @@ cdef _backward_weight_cl(const floating *gy, const floating *x, _Prepared prep,
                                              partial_arr.dtype)
     cdef Py_ssize_t task, slot, kblk, r, k0, nu, size, u0
     cdef int kv
-    cdef fc_conv_geom geo
-    geo.C = C
-    geo.ntaps = R * S
-    geo.tap = &taps[0]
-    geo.ldc = prep.plane
-    geo.row_step = sh * prep.row_pitch
-    geo.cols = Q
+    cdef fc_conv_geom geo = _wgrad_geom(prep, taps, C, R * S, sh, Q)
     geo.ldy_row = Kp
-    geo.y_col_step = 1
-    geo.ldk, geo.images, geo.dy_image, geo.x_image = 0, 1, 0, 0  # each task sets its own
     for task in prange(slots * kblocks * ranges, nogil=True, schedule="static",
                        num_threads=n_threads):
         r = task % ranges

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._config import get_num_threads
+from .. import functional as F
 from .._kernels import eltwise as _eltwise
 from ._check import integer, real
 from .module import Module, register
@@ -19,9 +19,7 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return np.require(a, requirements="C").reshape(-1)
 
 
-def _threads(n: int) -> int:
-    """Threads for an element-wise pass over n elements: one per 64K elements at most."""
-    return max(1, min(get_num_threads(), n >> 16))
+_ELEMENTS_PER_THREAD = 1 << 16  # an element-wise pass stays on one thread below this
 
 
 class _Elementwise(Module):
@@ -52,7 +50,7 @@ class ReLU(_Elementwise):
         y = np.empty(x.shape, x.dtype)
         alive = np.empty(x.shape, np.bool_)
         _eltwise.relu_forward(_flat(x), y.reshape(-1), alive.view(np.uint8).reshape(-1),
-                              _threads(x.size))
+                              F._threads(x.size, _ELEMENTS_PER_THREAD))
         self._ctx = alive
         return y
 
@@ -61,7 +59,7 @@ class ReLU(_Elementwise):
         grad = self._grad(grad, alive.shape)
         grad_x = np.empty(alive.shape, self._dtype)
         _eltwise.relu_backward(_flat(grad), alive.view(np.uint8).reshape(-1),
-                               grad_x.reshape(-1), _threads(grad.size))
+                               grad_x.reshape(-1), F._threads(grad.size, _ELEMENTS_PER_THREAD))
         return grad_x
 
 

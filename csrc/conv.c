@@ -14,13 +14,21 @@
 #define FC_CAT3_(a, b, c) a##b##c
 #define FC_CAT3(a, b, c) FC_CAT3_(a, b, c)
 
+/* Vectors of output positions per forward tile for KB output channels (TILE_NV, set per
+   instruction set), with 16 vector registers: as many as fit beside the KB x NV accumulators,
+   the NV input vectors they share and a broadcast weight, 1 + NV*(KB+1) <= 16; with one
+   channel each input vector is used once, straight from memory, so 8 accumulators (two FMA
+   units of 4 cycles' latency need 8 independent sums to stay busy). Measured on Zen 3
+   (AVX2): 2 vectors for every KB left the depthwise and 3-channel data-gradient tiles
+   waiting on FMA latency. */
+#define TILE_NV_16(KB) ((KB) == 1 ? 8 : 15 / ((KB) + 1))
+
 /* ---- baseline (any CPU): 16-byte vectors, SSE2 on x86-64, NEON on arm64 ------------------
    (32-byte vectors emulated in pairs of SSE registers needed twice the registers there are:
    every accumulator lived on the stack, at 3 GFLOP/s) */
 #define VBYTES 16
 #define ISA base
-#define TILE_ACC 12 /* of 16 registers (SSE2; NEON has 32) */
-#define TILE_NV_MAX 3
+#define TILE_NV(KB) TILE_NV_16(KB) /* of 16 registers (SSE2; NEON has 32) */
 #define WGRAD_K 4 /* 8 accumulators */
 #define WGRAD_U 2
 #define WGCL_ACC 10 /* + up to 2 channel vectors + 1 broadcast */
@@ -30,8 +38,7 @@
 #undef WGRAD_K
 #undef WGRAD_U
 #undef WGCL_ACC
-#undef TILE_ACC
-#undef TILE_NV_MAX
+#undef TILE_NV
 
 #if FC_X86
 /* ---- AVX2 + FMA: 32-byte vectors ---------------------------------------------------------- */
@@ -43,8 +50,7 @@
 #endif
 #define VBYTES 32
 #define ISA avx2
-#define TILE_ACC 12 /* of 16 registers */
-#define TILE_NV_MAX 2 /* measured: wider tiles for few output channels spill and slow all */
+#define TILE_NV(KB) TILE_NV_16(KB)
 #define WGRAD_K 4 /* 12 accumulators of 16 registers */
 #define WGRAD_U 3
 #define WGCL_ACC 10
@@ -54,8 +60,7 @@
 #undef WGRAD_K
 #undef WGRAD_U
 #undef WGCL_ACC
-#undef TILE_ACC
-#undef TILE_NV_MAX
+#undef TILE_NV
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -72,8 +77,7 @@
 #endif
 #define VBYTES 64
 #define ISA avx512
-#define TILE_ACC 24 /* of 32 registers */
-#define TILE_NV_MAX 6
+#define TILE_NV(KB) (24 / (KB) > 6 ? 6 : 24 / (KB)) /* 24 accumulators of 32 registers */
 #define WGRAD_K 6 /* 24 accumulators of 32 registers */
 #define WGRAD_U 4
 #define WGCL_ACC 24
@@ -83,8 +87,7 @@
 #undef WGRAD_K
 #undef WGRAD_U
 #undef WGCL_ACC
-#undef TILE_ACC
-#undef TILE_NV_MAX
+#undef TILE_NV
 #if defined(__clang__)
 #pragma clang attribute pop
 #else

@@ -76,3 +76,68 @@ static inline void valid_columns(const fc_pool_geom *g, ptrdiff_t off, ptrdiff_t
 
 MAXPOOL_PLANE(fc_maxpool_plane_f32, float)
 MAXPOOL_PLANE(fc_maxpool_plane_f64, double)
+
+/* The gradient of one plane, for windows that do not overlap (dilation 1, stride >= kernel
+   both ways; see pool.h). Input row h lies in window row p = (h + ph) / sh when
+   (h + ph) % sh < kh, column w likewise; windows q's stride span, columns q*sw - pw up to
+   (q+1)*sw - pw, holds its kw columns and then a gap that no window covers. Each row goes
+   in three runs of windows: those whose span starts before column 0, those whose span lies
+   inside [0, W) (no bounds checks: SW and KW are constants there for the common sizes, so
+   the compiler vectorises it), and the rest. */
+#define DISJOINT_RUN(T, CHECKED, SW, KW)                                                     \
+    for (; q < q_stop; q++) {                                                                \
+        const ptrdiff_t w0 = q * (SW) - g->pw;                                               \
+        for (s = 0; s < (SW); s++) {                                                         \
+            const ptrdiff_t w = w0 + s;                                                      \
+            if (!(CHECKED) || (w >= 0 && w < g->W)) {                                        \
+                const _Bool hit = s < (KW) && ir[q] == base + w;                             \
+                gr[w] = hit ? gyr[q] : (T)0;                                                 \
+                found += hit;                                                                \
+            }                                                                                \
+        }                                                                                    \
+    }
+
+#define DISJOINT_PLANE(NAME, T)                                                              \
+    static inline __attribute__((always_inline)) ptrdiff_t NAME##_rows(                      \
+        const fc_pool_geom *g, const T *restrict gy, const int64_t *restrict ind,            \
+        T *restrict gx, const ptrdiff_t SW, const ptrdiff_t KW)                              \
+    {                                                                                        \
+        const ptrdiff_t q_lo = (g->pw + SW - 1) / SW, q_end = (g->W + g->pw) / SW;           \
+        const ptrdiff_t q_mid = q_lo < g->Q ? q_lo : g->Q;                                   \
+        const ptrdiff_t q_hi = q_end < q_mid ? q_mid : q_end < g->Q ? q_end : g->Q;          \
+        ptrdiff_t h, q, s, q_stop, found = 0;                                                \
+        for (h = 0; h < g->H; h++) {                                                         \
+            const ptrdiff_t p = (h + g->ph) / g->sh, r = (h + g->ph) % g->sh;                \
+            T *restrict gr = gx + h * g->W;                                                  \
+            const T *restrict gyr = gy + p * g->Q;                                           \
+            const int64_t *restrict ir = ind + p * g->Q;                                     \
+            const int64_t base = h * g->W;                                                   \
+            if (p >= g->P || r >= g->kh) {                                                   \
+                for (s = 0; s < g->W; s++)                                                   \
+                    gr[s] = (T)0;                                                            \
+                continue;                                                                    \
+            }                                                                                \
+            q = 0;                                                                           \
+            q_stop = q_mid;                                                                  \
+            DISJOINT_RUN(T, 1, SW, KW)                                                       \
+            q_stop = q_hi;                                                                   \
+            DISJOINT_RUN(T, 0, SW, KW)                                                       \
+            q_stop = g->Q;                                                                   \
+            DISJOINT_RUN(T, 1, SW, KW)                                                       \
+            for (s = g->Q * SW - g->pw; s < g->W; s++) /* past the last window's span */     \
+                if (s >= 0)                                                                  \
+                    gr[s] = (T)0;                                                            \
+        }                                                                                    \
+        return found;                                                                        \
+    }                                                                                        \
+    FC_CLONES ptrdiff_t NAME(const fc_pool_geom *g, const T *gy, const int64_t *ind, T *gx)  \
+    {                                                                                        \
+        if (g->sw == 2 && g->kw == 2)                                                        \
+            return NAME##_rows(g, gy, ind, gx, 2, 2);                                        \
+        if (g->sw == 3 && g->kw == 3)                                                        \
+            return NAME##_rows(g, gy, ind, gx, 3, 3);                                        \
+        return NAME##_rows(g, gy, ind, gx, g->sw, g->kw);                                    \
+    }
+
+DISJOINT_PLANE(fc_maxpool_backward_disjoint_f32, float)
+DISJOINT_PLANE(fc_maxpool_backward_disjoint_f64, double)

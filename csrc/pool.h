@@ -24,4 +24,14 @@ typedef struct {
 void fc_maxpool_plane_f32(const fc_pool_geom *g, const float *x, float *y, int64_t *ind);
 void fc_maxpool_plane_f64(const fc_pool_geom *g, const double *x, double *y, int64_t *ind);
 
+/* The gradient of one plane when no two windows overlap (dilation 1, sh >= kh, sw >= kw):
+ * gx[h, w] = gy[p, q] where (h, w) is window (p, q)'s index, 0 everywhere else, each element
+ * of gx written once (no zero-fill, then scatter). Returns how many windows' indices lay in
+ * their own window: fewer than P*Q means some index came from elsewhere (not max_pool2d
+ * with these arguments), and the caller redoes the plane as a scatter. */
+ptrdiff_t fc_maxpool_backward_disjoint_f32(const fc_pool_geom *g, const float *gy,
+                                           const int64_t *ind, float *gx);
+ptrdiff_t fc_maxpool_backward_disjoint_f64(const fc_pool_geom *g, const double *gy,
+                                           const int64_t *ind, double *gx);
+
 #endif

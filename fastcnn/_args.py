@@ -330,16 +330,21 @@ def pool_backward_args(fname, grad_y, input_shape, kernel_size, stride, padding,
     return grad_y, g
 
 
-def pool_indices(fname, indices, g: PoolGeometry) -> np.ndarray:
-    """Checked int64 argmax indices: shape of the pooled output, values in [0, H*W)."""
+def pool_indices(fname, indices, g: PoolGeometry, check_range: bool = True) -> np.ndarray:
+    """Checked int64 argmax indices: shape of the pooled output, values in [0, H*W) (with
+    check_range=False the caller checks the values, as the compiled backward does in its
+    own pass, and raises `indices_range_error` for a bad one)."""
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{fname}: indices must be an integer array, got dtype {indices.dtype}")
     check_shape(fname, "indices", indices, g.out_shape)
     indices = _kernel_array(indices, np.int64)
-    if indices.size:
-        lo, hi = int(indices.min()), int(indices.max())
-        if lo < 0 or hi >= g.H * g.W:
-            raise ValueError(f"{fname}: indices must lie in [0, H*W) = [0, {g.H * g.W}), "
-                             f"got values in [{lo}, {hi}]")
+    if check_range and indices.size and (indices.min() < 0 or indices.max() >= g.H * g.W):
+        raise indices_range_error(fname, indices, g)
     return indices
+
+
+def indices_range_error(fname, indices, g: PoolGeometry) -> ValueError:
+    """The error for argmax indices with a value outside [0, H*W)."""
+    return ValueError(f"{fname}: indices must lie in [0, H*W) = [0, {g.H * g.W}), "
+                      f"got values in [{int(indices.min())}, {int(indices.max())}]")

@@ -295,6 +295,40 @@ def test_max_pool2d_backward_matches_reference(num_threads, case):
                  R.max_pool2d_backward(abs(grad_y), indices, x.shape, **case.kwargs), case.dtype)
 
 
+@pytest.mark.parametrize("kwargs, size", [
+    ({"kernel_size": 2}, (8, 8)),                                        # 2x2/2, exact fit
+    ({"kernel_size": 2}, (9, 7)),                                        # a row/column left over
+    ({"kernel_size": 3}, (10, 11)),
+    ({"kernel_size": 2, "stride": 3, "padding": 1}, (10, 9)),            # gaps between windows
+    ({"kernel_size": (2, 3), "stride": (2, 4), "ceil_mode": True}, (9, 13)),  # a clipped window
+    ({"kernel_size": 1, "stride": 2}, (5, 6)),
+])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool2d_backward_disjoint_windows_match_reference(num_threads, kwargs, size, dtype):
+    # windows that do not overlap take the write-once path: every gx element written once
+    rng = np.random.default_rng(0)
+    x = pool_values(rng, (2, 3, *size), "ties", dtype)
+    _, indices = R.max_pool2d(x, **kwargs, return_indices=True)
+    grad_y = rng.standard_normal(indices.shape).astype(dtype)
+    np.testing.assert_array_equal(F.max_pool2d_backward(grad_y, indices, x.shape, **kwargs),
+                                  R.max_pool2d_backward(grad_y, indices, x.shape, **kwargs))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool2d_backward_indices_outside_their_window_are_scattered(num_threads, dtype):
+    # indices that max_pool2d would not give (valid positions, other windows'): the plane
+    # falls back to zero-fill and scatter, as torch's kernel does
+    rng = np.random.default_rng(1)
+    grad_y = rng.standard_normal((2, 3, 4, 4)).astype(dtype)
+    indices = np.zeros((2, 3, 4, 4), np.int64)
+    indices[1] = rng.integers(0, 64, (3, 4, 4))      # plane (1, c): random positions
+    indices[0, 1] = np.arange(16).reshape(4, 4) * 4  # some inside their window, some not
+    got = F.max_pool2d_backward(grad_y, indices, (2, 3, 8, 8), 2)
+    np.testing.assert_allclose(got, R.max_pool2d_backward(grad_y, indices, (2, 3, 8, 8), 2),
+                               rtol=TOL[dtype] * 4)
+    assert got[0, 0, 0, 0] == pytest.approx(grad_y[0, 0].sum(), rel=TOL[dtype] * 4)
+
+
 @SWEEP
 @given(case=pool_cases("avg"))
 def test_avg_pool2d_matches_reference(num_threads, case):

@@ -38,23 +38,57 @@ def max_forward(const floating[:, :, :, ::1] x__nchw,     # IN
 
 
 def max_backward(const floating[:, :, :, ::1] gy__ncpq,      # IN
-                 const int64_t[:, :, :, ::1] indices__ncpq,  # IN, each in [0, H*W)
+                 const int64_t[:, :, :, ::1] indices__ncpq,  # IN
                  floating[:, :, :, ::1] gx__nchw,            # OUT, every element written
-                 int n_threads):
-    """gx[n, c].flat[indices[n, c, p, q]] += gy[n, c, p, q], starting from zero."""
+                 Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                 Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw, int n_threads):
+    """gx[n, c].flat[indices[n, c, p, q]] += gy[n, c, p, q], starting from zero. Returns
+    False if some index lies outside [0, H*W) (it is skipped; gx is then not the gradient).
+
+    When no two windows overlap (dilation 1, stride >= kernel), each plane is written once
+    by csrc/pool.c, which checks that every index lies in its own window; a plane where one
+    does not (indices not from max_forward with these arguments), and every plane of
+    overlapping windows, is zeroed and then scattered into."""
     cdef Py_ssize_t NC = gx__nchw.shape[0] * gx__nchw.shape[1]
     cdef Py_ssize_t HW = gx__nchw.shape[2] * gx__nchw.shape[3]
-    cdef Py_ssize_t PQ = gy__ncpq.shape[2] * gy__ncpq.shape[3], plane, i
+    cdef Py_ssize_t PQ = gy__ncpq.shape[2] * gy__ncpq.shape[3], plane, found
+    cdef Py_ssize_t bad = 0
+    cdef fc_pool_geom g
+    g.H, g.W = gx__nchw.shape[2], gx__nchw.shape[3]
+    g.P, g.Q = gy__ncpq.shape[2], gy__ncpq.shape[3]
+    g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw = kh, kw, sh, sw, ph, pw, dh, dw
+    cdef bint disjoint = dh == 1 and dw == 1 and sh >= kh and sw >= kw
     if NC == 0:
-        return
+        return True
     cdef const floating *gy = &gy__ncpq[0, 0, 0, 0]
     cdef const int64_t *ind = &indices__ncpq[0, 0, 0, 0]
     cdef floating *gx = &gx__nchw[0, 0, 0, 0]
     for plane in prange(NC, nogil=True, schedule="static", num_threads=n_threads):
-        for i in range(HW):
-            gx[plane * HW + i] = 0
-        for i in range(PQ):
-            gx[plane * HW + ind[plane * PQ + i]] += gy[plane * PQ + i]
+        found = -1
+        if disjoint:
+            if floating is float:
+                found = fc_maxpool_backward_disjoint_f32(&g, gy + plane * PQ, ind + plane * PQ,
+                                                         gx + plane * HW)
+            else:
+                found = fc_maxpool_backward_disjoint_f64(&g, gy + plane * PQ, ind + plane * PQ,
+                                                         gx + plane * HW)
+        if found != PQ:
+            bad += _scatter_plane(gy + plane * PQ, ind + plane * PQ, gx + plane * HW, PQ, HW)
+    return bad == 0
+
+
+cdef Py_ssize_t _scatter_plane(const floating *gy, const int64_t *ind, floating *gx,
+                               Py_ssize_t PQ, Py_ssize_t HW) noexcept nogil:
+    # gx = 0, then gx[ind[i]] += gy[i]; returns how many indices lie outside [0, HW)
+    cdef Py_ssize_t i, bad = 0
+    for i in range(HW):
+        gx[i] = 0
+    for i in range(PQ):
+        if 0 <= ind[i] < HW:
+            gx[ind[i]] += gy[i]
+        else:
+            bad += 1
+    return bad
 
 
 cdef inline Py_ssize_t _avg_window(Py_ssize_t o, Py_ssize_t stride, Py_ssize_t pad,

@@ -24,11 +24,19 @@ static inline void valid_columns(const fc_pool_geom *g, ptrdiff_t off, ptrdiff_t
     *hi = b < g->Q ? b : g->Q;
 }
 
-#define MAXPOOL_PLANE(NAME, T)                                                               \
-    FC_CLONES void NAME(const fc_pool_geom *g, const T *x, T *y, int64_t *ind)               \
+/* One plane, a chunk of up to FC_POOL_CHUNK output columns of a row at a time: the running
+   maxima and their indices live in small arrays (in L1) of lanes as wide as T's, IT (int32
+   for float, where the plane has fewer than 2^31 elements), so that the compare-and-take
+   over a tap's columns vectorises into whole registers; int64 indices beside float maxima
+   took two index registers per value register. */
+#define FC_POOL_CHUNK 256
+#define MAXPOOL_PLANE(NAME, T, IT)                                                           \
+    static FC_CLONES void NAME(const fc_pool_geom *g, const T *x, T *y, int64_t *ind)        \
     {                                                                                        \
         const ptrdiff_t sw = g->sw;                                                          \
-        ptrdiff_t p, q, h, s, lo, hi;                                                        \
+        ptrdiff_t p, q, q0, n, h, s, lo, hi;                                                 \
+        T m[FC_POOL_CHUNK];                                                                  \
+        IT id[FC_POOL_CHUNK];                                                                \
         /* kernel columns that reach the input for some output column: the others fall in \
            the padding for every q (a huge padded kernel must not cost its width) */       \
         const ptrdiff_t need = g->pw - (g->Q - 1) * sw;                                      \
@@ -40,42 +48,70 @@ static inline void valid_columns(const fc_pool_geom *g, ptrdiff_t off, ptrdiff_t
             const ptrdiff_t hs = first_inside(h0, g->dh);                                    \
             const ptrdiff_t he0 = h0 + (g->kh - 1) * g->dh + 1;                              \
             const ptrdiff_t he = he0 < g->H ? he0 : g->H;                                    \
-            T *restrict yr = y + p * g->Q;                                                   \
-            int64_t *restrict ir = ind + p * g->Q;                                           \
-            for (q = 0; q < g->Q; q++) {                                                     \
-                yr[q] = -INFINITY;                                                           \
-                ir[q] = hs * g->W + first_inside(q * g->sw - g->pw, g->dw);                  \
-            }                                                                                \
-            for (h = hs; h < he; h += g->dh) {                                               \
-                for (s = s_lo; s < s_hi; s++) {                                              \
-                    const ptrdiff_t off = s * g->dw - g->pw;                                 \
-                    const T *restrict xr = x + h * g->W + off;                               \
-                    const int64_t base = h * g->W + off;                                     \
-                    valid_columns(g, off, &lo, &hi);                                         \
-                    if (sw == 1) {                                                             \
-                        for (q = lo; q < hi; q++) {                                          \
-                            const T v = xr[q], m = yr[q];                                    \
-                            const int64_t i = ir[q];                                         \
-                            const _Bool take = (v > m) | (v != v);                           \
-                            yr[q] = take ? v : m;                                            \
-                            ir[q] = take ? base + q : i;                                     \
-                        }                                                                    \
-                    } else {                                                                 \
-                        for (q = lo; q < hi; q++) {                                          \
-                            const T v = xr[q * sw], m = yr[q];                               \
-                            const int64_t i = ir[q];                                         \
-                            const _Bool take = (v > m) | (v != v);                           \
-                            yr[q] = take ? v : m;                                            \
-                            ir[q] = take ? base + q * sw : i;                                \
+            for (q0 = 0; q0 < g->Q; q0 += n) {                                               \
+                n = g->Q - q0 < FC_POOL_CHUNK ? g->Q - q0 : FC_POOL_CHUNK;                   \
+                /* each window's first in-bounds element: from q_in on the windows start   \
+                   inside the row, those before it in the left padding */                  \
+                const ptrdiff_t q_pad = (g->pw - q0 * sw + sw - 1) / sw;                     \
+                const ptrdiff_t q_in = q_pad < 0 ? 0 : q_pad < n ? q_pad : n;                \
+                for (q = 0; q < n; q++)                                                      \
+                    m[q] = -INFINITY;                                                        \
+                for (q = 0; q < q_in; q++)                                                   \
+                    id[q] = (IT)(hs * g->W + first_inside((q0 + q) * sw - g->pw, g->dw));    \
+                for (q = q_in; q < n; q++)                                                   \
+                    id[q] = (IT)(hs * g->W + (q0 + q) * sw - g->pw);                         \
+                for (h = hs; h < he; h += g->dh) {                                           \
+                    for (s = s_lo; s < s_hi; s++) {                                          \
+                        const ptrdiff_t off = s * g->dw - g->pw;                             \
+                        /* the chunk's columns, relative to q0, whose tap is inside */       \
+                        valid_columns(g, off, &lo, &hi);                                     \
+                        lo = lo > q0 ? lo - q0 : 0;                                          \
+                        hi = hi < q0 + n ? hi - q0 : n;                                      \
+                        const T *restrict xr = x + h * g->W + off + q0 * sw;                 \
+                        const IT base = (IT)(h * g->W + off + q0 * sw);                      \
+                        if (sw == 1) {                                                       \
+                            for (q = lo; q < hi; q++) {                                      \
+                                const T v = xr[q];                                           \
+                                const _Bool take = (v > m[q]) | (v != v);                    \
+                                m[q] = take ? v : m[q];                                      \
+                                id[q] = take ? base + (IT)q : id[q];                         \
+                            }                                                                \
+                        } else {                                                             \
+                            for (q = lo; q < hi; q++) {                                      \
+                                const T v = xr[q * sw];                                      \
+                                const _Bool take = (v > m[q]) | (v != v);                    \
+                                m[q] = take ? v : m[q];                                      \
+                                id[q] = take ? base + (IT)(q * sw) : id[q];                  \
+                            }                                                                \
                         }                                                                    \
                     }                                                                        \
+                }                                                                            \
+                T *restrict yr = y + p * g->Q + q0;                                          \
+                int64_t *restrict ir = ind + p * g->Q + q0;                                  \
+                for (q = 0; q < n; q++) {                                                    \
+                    yr[q] = m[q];                                                            \
+                    ir[q] = id[q];                                                           \
                 }                                                                            \
             }                                                                                \
         }                                                                                    \
     }
 
-MAXPOOL_PLANE(fc_maxpool_plane_f32, float)
-MAXPOOL_PLANE(fc_maxpool_plane_f64, double)
+MAXPOOL_PLANE(maxpool_plane_f32_i32, float, int32_t)
+MAXPOOL_PLANE(maxpool_plane_f32_i64, float, int64_t)
+MAXPOOL_PLANE(maxpool_plane_f64_i64, double, int64_t)
+
+void fc_maxpool_plane_f32(const fc_pool_geom *g, const float *x, float *y, int64_t *ind)
+{
+    if (g->H * g->W <= INT32_MAX)
+        maxpool_plane_f32_i32(g, x, y, ind);
+    else
+        maxpool_plane_f32_i64(g, x, y, ind);
+}
+
+void fc_maxpool_plane_f64(const fc_pool_geom *g, const double *x, double *y, int64_t *ind)
+{
+    maxpool_plane_f64_i64(g, x, y, ind);
+}
 
 /* The gradient of one plane, for windows that do not overlap (dilation 1, stride >= kernel
    both ways; see pool.h). Input row h lies in window row p = (h + ph) / sh when

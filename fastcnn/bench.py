@@ -11,6 +11,10 @@
   float32 ``numpy.matmul`` (2048^3; 1024^3 with --quick), measured in the same run. Where
   OpenBLAS does not know the CPU it falls back to narrower SIMD kernels (the report names
   them), so fastcnn can pass 100%.
+  Max-pooling moves memory rather than computing: it reports GB/s (the bytes it must read
+  and write: input, output and int64 indices) and their percentage of the machine's copy
+  bandwidth, the median GB/s (read + written) of copying a 64 MiB float32 array, split over
+  the run's threads, measured in the same run.
 * How much memory? The peak extra memory of one call (see Memory below).
 
 The case table `CASES` is plain data, shared with the pytest-benchmark suites in benchmarks/:
@@ -41,6 +45,7 @@ Conv backward-data and backward-weights are the two halves of ``conv2d_backward`
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import functools
 import gc
@@ -63,7 +68,8 @@ from . import reference as R
 from ._kernels import conv as _conv
 
 __all__ = ["Conv", "Pool", "Net", "Case", "CASES", "ENGINES", "available_engines",
-           "make_inputs", "SameThreads", "sgemm_peak", "machine_info", "run", "main"]
+           "make_inputs", "SameThreads", "sgemm_peak", "copy_bandwidth", "machine_info", "run",
+           "main"]
 
 
 # ------------------------------------------------------------------------------ case table
@@ -123,6 +129,12 @@ class Pool:
     @property
     def flops(self) -> None:
         return None
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes one pass must read and write: forward reads x and writes y and the int64
+        indices; backward reads grad_y and the indices and writes grad_x (the same sizes)."""
+        return self.N * self.C * (4 * self.H * self.W + (4 + 8) * self.P * self.Q)
 
     def describe(self) -> str:
         return (f"{self.N}x{self.C}x{self.H}x{self.W}, {self.kernel}x{self.kernel} "
@@ -193,6 +205,11 @@ class Case:
         if self.op == "train_step":
             return 3 * self.spec.flops
         return self.spec.flops
+
+    @property
+    def bytes_moved(self) -> int | None:
+        """Bytes one call must read and write, for memory-bound cases (pooling); else None."""
+        return self.spec.bytes_moved if isinstance(self.spec, Pool) else None
 
     @property
     def batch(self) -> int:
@@ -593,6 +610,24 @@ def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
+def copy_bandwidth(threads: int, nbytes: int = 64 * 2**20, repeats: int = 7) -> float:
+    """Median GB/s (bytes read + bytes written) of copying an nbytes float32 array into
+    another, split into `threads` parts copied at once (numpy.copyto releases the GIL)."""
+    src = np.ones(nbytes // 4, dtype=np.float32)
+    dst = np.zeros_like(src)
+    parts = [(a, b) for a, b in zip(np.array_split(src, threads), np.array_split(dst, threads))]
+
+    def copy_part(pair):
+        np.copyto(pair[1], pair[0])
+
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        def copy_all():
+            list(pool.map(copy_part, parts))
+        copy_all()
+        times = [_timed(copy_all) for _ in range(repeats)]
+    return 2 * src.nbytes / statistics.median(times) / 1e9
+
+
 def _cpuinfo() -> dict:
     """Model name and physical core count from /proc/cpuinfo (empty where there is none)."""
     try:
@@ -733,7 +768,8 @@ def run_case(case: Case, engines: dict, settings: Settings) -> dict:
     inputs = make_inputs(case)
     record = {"name": case.name, "kind": case.kind, "op": case.op,
               "spec": dataclasses.asdict(case.spec), "describe": case.spec.describe(),
-              "batch": case.batch, "flops": case.flops, "engines": {}}
+              "batch": case.batch, "flops": case.flops, "bytes_moved": case.bytes_moved,
+              "engines": {}}
     calls, skipped = {}, {}
     for name, engine in engines.items():
         why = engine.unsupported(case)
@@ -747,6 +783,8 @@ def run_case(case: Case, engines: dict, settings: Settings) -> dict:
         median = statistics.median(ts)
         result = {"median_s": median, "min_s": min(ts), "times_s": ts,
                   "gflops": case.flops / median / 1e9 if case.flops else None,
+                  "gbytes_per_s": (case.bytes_moved / median / 1e9 if case.bytes_moved
+                                   else None),
                   "images_per_s": case.batch / median if case.kind == "net" else None,
                   "peak_memory_bytes": (_peak_memory(calls[name]) if engines[name].traced
                                         else None)}
@@ -827,6 +865,16 @@ _SECTIONS = {"conv": "Convolution layers (float32)", "pool": "Max-pooling (float
              "net": "Whole networks (float32): training step = forward, loss, backward, SGD"}
 
 
+_EXTRA_COLUMNS = {
+    "pool": lambda report: [
+        ("GB/s", lambda r: _fmt_rate(_engine(r, "fastcnn", "gbytes_per_s")), ">"),
+        ("% copy", lambda r: _fmt_pct(_engine(r, "fastcnn", "gbytes_per_s"),
+                                      report["copy_gbytes_per_s"]), ">")],
+    "net": lambda report: [
+        ("img/s", lambda r: _fmt_rate(_engine(r, "fastcnn", "images_per_s")), ">")],
+}
+
+
 def format_report(report: dict) -> str:
     """The tables `main` prints: one section per kind, one row per case."""
     m, peak = report["machine"], report["sgemm_peak_gflops"]
@@ -841,6 +889,9 @@ def format_report(report: dict) -> str:
              f"(CPU: {m['build_info'].get('cpu_simd')}), openmp {m['build_info'].get('openmp')}",
              f"sgemm peak (numpy.matmul {report['sgemm_n']}^3 float32{blas_kernels}): "
              f"{peak:.1f} GFLOP/s; '% sgemm' = fastcnn GFLOP/s / sgemm peak",
+             f"copy bandwidth (64 MiB float32, {report['threads']} threads, read + written): "
+             f"{report['copy_gbytes_per_s']:.1f} GB/s; '% copy' = fastcnn GB/s / copy "
+             "bandwidth",
              "Times are medians; 'vs' = peer time / fastcnn time (>1: fastcnn faster); "
              "memory = peak extra NumPy allocations of one call (tracemalloc)."]
     start, end = m["load_average"], report["load_average_end"]
@@ -864,8 +915,7 @@ def format_report(report: dict) -> str:
         records = [r for r in report["cases"] if r["kind"] == kind]
         if not records:
             continue
-        cols = columns + ([("img/s", lambda r: _fmt_rate(_engine(r, "fastcnn", "images_per_s")),
-                            ">")] if kind == "net" else [])
+        cols = columns + _EXTRA_COLUMNS.get(kind, lambda report: [])(report)
         rows = [[header for header, _, _ in cols]] + [[f(r) for _, f, _ in cols] for r in records]
         widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
         lines += ["", title]
@@ -929,7 +979,7 @@ def select(patterns: list[str] | None) -> list[Case]:
 def run(cases: list[Case], threads: int, quick: bool = False, progress=None) -> dict:
     """Measure the cases (their quick shapes when quick) and return the report dict that
     --json writes: keys date, elapsed_s, quick, threads, settings, machine, sgemm_n,
-    sgemm_peak_gflops, cases, load_average_end."""
+    sgemm_peak_gflops, copy_gbytes_per_s, cases, load_average_end."""
     t0 = time.perf_counter()
     torch, torch_missing = _import_torch()
     engines = available_engines()
@@ -942,6 +992,7 @@ def run(cases: list[Case], threads: int, quick: bool = False, progress=None) -> 
             progress.show(0, "sgemm peak")
         report["sgemm_n"] = settings.sgemm_n
         report["sgemm_peak_gflops"] = sgemm_peak(settings.sgemm_n)
+        report["copy_gbytes_per_s"] = copy_bandwidth(threads)
         report["cases"] = []
         for i, case in enumerate(cases):
             if progress:

@@ -101,7 +101,7 @@ def test_quick_run_writes_json_with_the_documented_keys(tmp_path, capsys):
     assert {"cpu_model", "logical_cpus", "usable_cpus", "load_average", "threads", "python",
             "numpy", "numpy_blas", "numpy_blas_kernels", "fastcnn", "torch",
             "build_info"} <= set(report["machine"])
-    assert report["sgemm_peak_gflops"] > 0
+    assert report["sgemm_peak_gflops"] > 0 and report["copy_gbytes_per_s"] > 0
     (case,) = report["cases"]
     assert {"name", "kind", "op", "spec", "batch", "flops", "engines", "speedup_vs_reference",
             "speedup_vs_torch"} <= set(case)
@@ -150,3 +150,18 @@ def test_plot_writes_a_png(tmp_path):
                          "speedup_vs_torch": 0.5, "engines": {"fastcnn": result}}]}
     bench.plot(report, str(tmp_path / "speedups.png"))
     assert (tmp_path / "speedups.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pool_case_counts_the_bytes_it_must_move(tmp_path, capsys):
+    # 2x2/2 on (N, C, 56, 56): read x (4 B an element), write y (4 B) and the int64 indices
+    # (8 B) of the 28x28 outputs; the backward moves the same arrays the other way
+    pool = bench.Pool(32, 64, 56, 56, 2, 2)
+    assert pool.bytes_moved == 32 * 64 * (4 * 56 * 56 + 12 * 28 * 28)
+    path = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--filter", "pool.2x2s2.backward", "--threads", "1",
+                       "--json", str(path)]) == 0
+    assert "% copy" in capsys.readouterr().out
+    (case,) = json.loads(path.read_text())["cases"]
+    assert case["bytes_moved"] == bench.Pool(4, 64, 56, 56, 2, 2).bytes_moved
+    result = case["engines"]["fastcnn"]
+    assert result["gbytes_per_s"] == pytest.approx(case["bytes_moved"] / result["median_s"] / 1e9)

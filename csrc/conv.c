@@ -147,6 +147,13 @@ int fc_conv_wgcl_nu(int kv)
     return acc / kv > FC_WCL_NU_MAX ? FC_WCL_NU_MAX : acc / kv;
 }
 
+int fc_conv_panel_width(int double_precision)
+{
+    /* each path's TILE_NV(FC_KB) * VL: 2, 2 and 4 vectors of 16, 32 and 64 bytes */
+    int bytes = level == FC_AVX512 ? 4 * 64 : level == FC_AVX2 ? 2 * 32 : 2 * 16;
+    return bytes / (double_precision ? 8 : 4);
+}
+
 int fc_conv_lanes(int double_precision)
 {
     int bytes = level == FC_AVX512 ? 64 : level == FC_AVX2 ? 32 : 16; /* each path's VBYTES */
@@ -177,6 +184,18 @@ void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk,
                        const double *bias, double *y)
 {
     DISPATCH(conv_tiles_f64, (g, x, wk, kb, bias, y));
+}
+
+void fc_conv_panels_f32(const fc_conv_geom *g, const float *x, const float *wk, int K,
+                        const float *bias, float *y, ptrdiff_t p_begin, ptrdiff_t p_end)
+{
+    DISPATCH(conv_panels_f32, (g, x, wk, K, bias, y, p_begin, p_end));
+}
+
+void fc_conv_panels_f64(const fc_conv_geom *g, const double *x, const double *wk, int K,
+                        const double *bias, double *y, ptrdiff_t p_begin, ptrdiff_t p_end)
+{
+    DISPATCH(conv_panels_f64, (g, x, wk, K, bias, y, p_begin, p_end));
 }
 
 void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, int kb,

@@ -71,6 +71,16 @@ void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, i
 void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kb,
                        const double *bias, double *y);
 
+/* 1x1 convolution (stride 1, no padding) over x in pixel panels of fc_conv_panel_width
+   elements: x[panel][c][lane] (C = g->C, the last panel zero-padded); panels p_begin ..
+   p_end - 1 of g->cols pixels (g->rows = 1, ldc = the panel width, one tap at 0), for all K
+   output channels (wk as for fc_conv_tiles), into y (channel pitch ldk). */
+int fc_conv_panel_width(int double_precision);
+void fc_conv_panels_f32(const fc_conv_geom *g, const float *x, const float *wk, int K,
+                        const float *bias, float *y, ptrdiff_t p_begin, ptrdiff_t p_end);
+void fc_conv_panels_f64(const fc_conv_geom *g, const double *x, const double *wk, int K,
+                        const double *bias, double *y, ptrdiff_t p_begin, ptrdiff_t p_end);
+
 /* dw: [kb][C][ntaps], added into. rows/cols/ldy_row/ldk of g describe dy. */
 int fc_conv_lanes(int double_precision);
 int fc_conv_wgrad_kb(void);

@@ -228,6 +228,35 @@ def test_conv2d_backward_grad_weight_matches_reference(num_threads, wgrad_kernel
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, C, H, W, K, kwargs", [
+    (2, 3, 1, 1, 2, {}),                 # one pixel: one panel, mostly zero padding
+    (3, 17, 3, 5, 13, {}),               # 15 pixels: a partial panel; 13 channels: 6, 6, 1
+    (2, 40, 4, 4, 7, {}),                # 16 pixels: a whole panel on AVX2
+    (2, 9, 1, 17, 12, {}),               # 17: a whole panel and one pixel
+    (4, 64, 14, 14, 70, {}),             # the ResNet shape, smaller: panels in several tasks
+    (3, 12, 5, 7, 8, {"groups": 4}),
+    (2, 6, 6, 6, 6, {"groups": 6}),      # depthwise
+    (2, 5, 1, 9, 4, {"stride": 2}),      # strided, but one row: still pixel to pixel
+    (2, 5, 3, 2, 4, {"stride": (1, 2)}), # one output column of two: not pixel to pixel
+    (2, 5, 3, 3, 4, {"padding": 1}),     # padded: not pixel to pixel
+])
+def test_pointwise_conv_matches_reference(num_threads, N, C, H, W, K, kwargs, dtype):
+    """1x1 convolutions: with stride 1 and no padding the forward and data gradient read x
+    (or the output gradient) in pixel panels, a path of their own; the others must not."""
+    rng = np.random.default_rng(C * K + H)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // kwargs.get("groups", 1), 1, 1)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    y = R.conv2d(x, w, b, **kwargs)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    assert_close(F.conv2d(x, w, b, **kwargs), y, R.conv2d(abs(x), abs(w), abs(b), **kwargs),
+                 dtype)
+    got = F.conv2d_backward(gy, x, w, **kwargs)[0]
+    want = R.conv2d_backward(gy, x, w, **kwargs)[0]
+    assert_close(got, want, R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[0], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, H, W, kwargs", [
     (7, 5, 6, {"padding": 1}),                          # several small images per kernel call
     (9, 3, 17, {"stride": 2, "padding": (1, 2)}),       # and an odd image count per slot

@@ -14,6 +14,9 @@ prepares their operands and splits the work over OpenMP threads:
   _pack       copies w into blocks of FC_KB output channels, [C/G][R*S][FC_KB] each, the order
               in which the forward microkernel reads them.
   forward     one task = (image, group, block of FC_KB output channels, block of rows).
+  _panels /   a 1x1 convolution with stride 1 and no padding instead reads x in pixel panels:
+  _panel_tasks runs of PW pixels, [C/G][PW] each, one contiguous run per tile; one task =
+              (image, group, run of PANEL_TASK panels), every output channel over each panel.
   backward_data is a forward pass over the padded output gradient with the weights'
               channel axes swapped, one pass per stride phase of the input gradient, over
               the taps that reach that phase (Georganas et al., SC18).
@@ -35,6 +38,7 @@ from libc.string cimport memcpy, memset
 
 cdef Py_ssize_t TILE_PIXELS = 512   # output pixels per forward task (rows x columns)
 cdef Py_ssize_t WGRAD_PIXELS = 1024 # output-gradient pixels per weight-gradient row block
+cdef Py_ssize_t PANEL_TASK = 4     # pixel panels per 1x1 task
 cdef Py_ssize_t NSLOT = 2
 cdef Py_ssize_t WGCL_PIXELS = 128   # pixels per channels-last weight-gradient block
 # Which weight-gradient kernel: "auto" (by shape), "rows" (fc_conv_wgrad, vectorised along
@@ -210,6 +214,81 @@ cdef void _task_tiles(const fc_conv_geom *shared, Py_ssize_t rows, const floatin
     _tiles(&g, x, wk, kb, bias, y)
 
 
+# ------------------------------------------------------------------------ 1x1 in panels
+
+cdef floating[::1] _panels(const floating[:, :, :, ::1] src, Py_ssize_t G, Py_ssize_t PW,
+                           int n_threads):
+    """src (N, C, H, W) -> [N][G][panels][C/G][PW]: each (image, group)'s H*W pixels in runs
+    of PW, the C/G channels of a run side by side, zeros past the last pixel."""
+    cdef Py_ssize_t N = src.shape[0], C = src.shape[1], HW = src.shape[2] * src.shape[3]
+    cdef Py_ssize_t Cg = C // G, panels = (HW + PW - 1) // PW, task, n, c, p, f0, m
+    buf_arr = np.empty(N * G * panels * Cg * PW, np.float32 if floating is float else np.float64)
+    cdef floating[::1] buf = buf_arr
+    cdef const floating *s = &src[0, 0, 0, 0]
+    cdef floating *d
+    for task in prange(N * G * panels, nogil=True, schedule="static", num_threads=n_threads):
+        p = task % panels
+        n = task // panels        # (image, group): its channels follow each other in src
+        f0 = p * PW
+        m = min(PW, HW - f0)
+        for c in range(Cg):
+            d = &buf[(task * Cg + c) * PW]
+            memcpy(d, s + (n * Cg + c) * HW + f0, m * sizeof(floating))
+            if m < PW:
+                memset(d + m, 0, (PW - m) * sizeof(floating))
+    return buf
+
+
+cdef void _panel_tasks(const floating[::1] xp, const floating[::1] wpack, const floating *bias,
+                       floating *y, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
+                       Py_ssize_t HW, Py_ssize_t PW, int n_threads):
+    # y[n, g*Kg + k] (HW pixels) = sum over the group's Cg channels of the panels xp.
+    cdef Py_ssize_t panels = (HW + PW - 1) // PW
+    cdef Py_ssize_t runs = (panels + PANEL_TASK - 1) // PANEL_TASK, K = G * Kg
+    cdef Py_ssize_t task, ng, r
+    cdef Py_ssize_t tap0 = 0
+    cdef fc_conv_geom geo
+    geo.C = Cg
+    geo.ntaps = 1
+    geo.tap = &tap0
+    geo.ldc = PW
+    geo.row_step = HW
+    geo.rows = 1
+    geo.cols = HW
+    geo.ldk = HW
+    geo.ldy_row = HW
+    geo.y_col_step = 1
+    for task in prange(N * G * runs, nogil=True, schedule="static", num_threads=n_threads):
+        r = task % runs
+        ng = task // runs         # image n = ng // G, group ng % G
+        _panel_run(&geo, &xp[ng * panels * Cg * PW], &wpack[(ng % G) * Kg * Cg], <int>Kg,
+                   bias + (ng % G) * Kg if bias != NULL else NULL,
+                   y + ((ng // G) * K + (ng % G) * Kg) * HW, r * PANEL_TASK,
+                   min(panels, (r + 1) * PANEL_TASK))
+
+
+cdef void _panel_run(const fc_conv_geom *g, const floating *x, const floating *wk, int K,
+                     const floating *bias, floating *y, Py_ssize_t p_begin,
+                     Py_ssize_t p_end) noexcept nogil:
+    cdef unsigned csr = fc_denormals_off()
+    if floating is float:
+        fc_conv_panels_f32(g, x, wk, K, bias, y, p_begin, p_end)
+    else:
+        fc_conv_panels_f64(g, x, wk, K, bias, y, p_begin, p_end)
+    fc_denormals_restore(csr)
+
+
+cdef inline bint _is_pointwise(Py_ssize_t R, Py_ssize_t S, Py_ssize_t sh, Py_ssize_t sw,
+                               Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t P, Py_ssize_t Q):
+    # Whether output pixel (p, q) is input pixel (p, q) times the weights, the panel path's
+    # case: 1x1, stride 1, no padding, and planes of one size (fastcnn.functional passes
+    # stride 1 along an axis with one output whatever the caller's was, so the stride alone
+    # does not tell).
+    return R == 1 and S == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 and H == P \
+        and W == Q
+
+
 def forward(const floating[:, :, :, ::1] x__nchw,      # IN
             const floating[:, :, :, ::1] w__kcrs,      # IN
             const floating[::1] bias__k,               # IN, or empty for no bias
@@ -228,12 +307,20 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
         if bias__k.shape[0]:
             np.asarray(y__nkpq)[...] += np.asarray(bias__k)[:, None, None]
         return
+    cdef Py_ssize_t PW = fc_conv_panel_width(floating is double)
+    cdef floating[::1] panels, wpack
+    if _is_pointwise(R, S, sh, sw, pt, pl, x__nchw.shape[2], x__nchw.shape[3], P, Q):
+        panels = _panels(x__nchw, groups, PW, n_threads)
+        wpack = _pack(np.asarray(w__kcrs), groups)
+        _panel_tasks(panels, wpack, &bias__k[0] if bias__k.shape[0] else NULL,
+                     &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, P * Q, PW, n_threads)
+        return
     # rows and columns the windows reach, so the prepared copy covers every read
     cdef Py_ssize_t rows = (P - 1) * sh + (R - 1) * dh + 1
     cdef Py_ssize_t cols = (Q - 1) * sw + (S - 1) * dw + 1
     cdef _Prepared prep = _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads)
     cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
-    cdef floating[::1] wpack = _pack(np.asarray(w__kcrs), groups)
+    wpack = _pack(np.asarray(w__kcrs), groups)
     _conv_tasks(prep, taps, wpack, &bias__k[0] if bias__k.shape[0] else NULL,
                 &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, P, Q, sh * prep.row_pitch,
                 P * Q, Q, 1, n_threads)
@@ -262,15 +349,23 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef Py_ssize_t Kg = K // groups, a, b, Ha, Wb
     if N == 0 or C == 0 or H == 0 or W == 0:
         return
+    w_arr = np.asarray(w__kcrs).reshape(groups, Kg, Cg, R, S)
+    cdef Py_ssize_t PW = fc_conv_panel_width(floating is double)
+    cdef Py_ssize_t[::1] taps
+    cdef floating[::1] panels, wpack
+    if _is_pointwise(R, S, sh, sw, pt, pl, H, W, gy__nkpq.shape[2], gy__nkpq.shape[3]):
+        # the forward pass of gy with the weights' channel axes swapped
+        panels = _panels(gy__nkpq, groups, PW, n_threads)
+        wpack = _pack(w_arr.transpose(0, 2, 1, 3, 4).reshape(C, Kg, 1, 1), groups)
+        _panel_tasks(panels, wpack, NULL, &gx__nchw[0, 0, 0, 0], N, groups, Kg, Cg, H * W, PW,
+                     n_threads)
+        return
     # gy padded so that every offset (a + pt - r*dh) // sh lands inside: top/left pads T, L
     cdef Py_ssize_t T = ((R - 1) * dh + sh - 1) // sh, L = ((S - 1) * dw + sw - 1) // sw
     cdef _Prepared prep = _prepare(gy__nkpq, T, L, (H + sh - 1) // sh + T + (sh - 1 + pt) // sh,
                                    (W + sw - 1) // sw + L + (sw - 1 + pl) // sw, 1, n_threads)
-    cdef Py_ssize_t[::1] taps
-    cdef floating[::1] wpack
     cdef floating *gx = &gx__nchw[0, 0, 0, 0]
     gx_arr = np.asarray(gx__nchw)
-    w_arr = np.asarray(w__kcrs).reshape(groups, Kg, Cg, R, S)
     # Taps in reverse kernel order, so that their offsets into gy rise: walking a tile's
     # rows and columns downwards (the plain order) ran the stem's gradient at a third of
     # the speed, as the loads kept missing the cache.

@@ -147,12 +147,6 @@ int fc_conv_wgcl_nu(int kv)
     return acc / kv > FC_WCL_NU_MAX ? FC_WCL_NU_MAX : acc / kv;
 }
 
-int fc_conv_panel_width(int double_precision)
-{
-    /* each path's TILE_NV(FC_KB) * VL: 2, 2 and 4 vectors of 16, 32 and 64 bytes */
-    int bytes = level == FC_AVX512 ? 4 * 64 : level == FC_AVX2 ? 2 * 32 : 2 * 16;
-    return bytes / (double_precision ? 8 : 4);
-}
 
 int fc_conv_lanes(int double_precision)
 {
@@ -173,6 +167,14 @@ int fc_conv_lanes(int double_precision)
 #else
 #define DISPATCH(f, args) f##_base args
 #endif
+
+int fc_conv_panel_width(int double_precision)
+{
+    int f32 = 0, f64 = 0;
+    DISPATCH(conv_panel_width_f32, (&f32));
+    DISPATCH(conv_panel_width_f64, (&f64));
+    return double_precision ? f64 : f32;
+}
 
 void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kb,
                        const float *bias, float *y)

@@ -221,19 +221,19 @@ cdef floating[::1] _panels(const floating[:, :, :, ::1] src, Py_ssize_t G, Py_ss
     """src (N, C, H, W) -> [N][G][panels][C/G][PW]: each (image, group)'s H*W pixels in runs
     of PW, the C/G channels of a run side by side, zeros past the last pixel."""
     cdef Py_ssize_t N = src.shape[0], C = src.shape[1], HW = src.shape[2] * src.shape[3]
-    cdef Py_ssize_t Cg = C // G, panels = (HW + PW - 1) // PW, task, n, c, p, f0, m
+    cdef Py_ssize_t Cg = C // G, panels = (HW + PW - 1) // PW, task, ng, c, p, f0, m
     buf_arr = np.empty(N * G * panels * Cg * PW, np.float32 if floating is float else np.float64)
     cdef floating[::1] buf = buf_arr
     cdef const floating *s = &src[0, 0, 0, 0]
     cdef floating *d
     for task in prange(N * G * panels, nogil=True, schedule="static", num_threads=n_threads):
         p = task % panels
-        n = task // panels        # (image, group): its channels follow each other in src
+        ng = task // panels       # (image, group): its channels follow each other in src
         f0 = p * PW
         m = min(PW, HW - f0)
         for c in range(Cg):
             d = &buf[(task * Cg + c) * PW]
-            memcpy(d, s + (n * Cg + c) * HW + f0, m * sizeof(floating))
+            memcpy(d, s + (ng * Cg + c) * HW + f0, m * sizeof(floating))
             if m < PW:
                 memset(d + m, 0, (PW - m) * sizeof(floating))
     return buf

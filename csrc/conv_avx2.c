@@ -1,0 +1,22 @@
+/* conv_kernel.inc for AVX2 + FMA: 32-byte vectors, 16 registers. */
+#include "conv_isa.h"
+
+#if FC_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC target("avx2,fma")
+#endif
+#define VBYTES 32
+#define ISA avx2
+#define TILE_NV(KB) TILE_NV_16(KB)
+#define WGRAD_K 4 /* 12 accumulators of 16 registers */
+#define WGRAD_U 3
+#define WGCL_ACC 10
+#include "conv_types.inc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+#else
+typedef int fc_no_avx2; /* not x86-64: nothing here (ISO C wants a declaration) */
+#endif

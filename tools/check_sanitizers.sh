@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Run the test suite against kernels built with AddressSanitizer and UndefinedBehaviorSanitizer
 # (FASTCNN_SANITIZE=1, see setup.py): any out-of-bounds access, use after free or undefined
-# behaviour in the kernels (C or Cython) stops the run with a report and a stack trace.
+# behaviour in the kernels (C or Cython) stops the run with a report and a stack trace. The
+# build has the debug build's checks too (FASTCNN_DEBUG=1, as tools/check_debug.sh: Cython's
+# bounds, wraparound and initialisation checks, Python's division), so that one run of the
+# suite covers both; set CHECK_DEBUG=0 for the sanitizers alone.
 #
 #   tools/check_sanitizers.sh [PYTEST_ARGS...]     default: the whole suite, quietly
 #
@@ -28,8 +31,10 @@ sdist=${SDIST:-$("$repo/tools/build_wheel.sh" --sdist "$work/dist" | tail -n 1)}
 venv=${VENV:-$work/venv}  # VENV=DIR: install there and keep it, to rerun pytest by hand
 "$py" -m venv "$venv"
 "$venv/bin/python" -m pip uninstall -q -y fastcnn 2>/dev/null || true
-echo "== install $sdist with FASTCNN_SANITIZE=1"
-FASTCNN_SANITIZE=1 CC="$cc" "$venv/bin/python" -m pip install -q --no-cache-dir "$sdist[test]"
+debug=${CHECK_DEBUG:-1}
+echo "== install $sdist with FASTCNN_SANITIZE=1 FASTCNN_DEBUG=$debug"
+FASTCNN_SANITIZE=1 FASTCNN_DEBUG=$debug CC="$cc" \
+    "$venv/bin/python" -m pip install -q --no-cache-dir "$sdist[test]"
 "$venv/bin/python" -m pip install -q torch==2.13.0 || echo "no PyTorch: comparison tests skip"
 
 echo "== pytest under ASan + UBSan ($asan)"

@@ -1,4 +1,5 @@
 #include <math.h>
+#include <string.h>
 
 #include "pool.h"
 
@@ -14,103 +15,181 @@ static inline ptrdiff_t first_inside(ptrdiff_t start, ptrdiff_t step)
     return start >= 0 ? start : start + (-start + step - 1) / step * step;
 }
 
-/* Output columns q whose tap at column offset `off` (= s*dw - pw) lies inside [0, W). */
-static inline void valid_columns(const fc_pool_geom *g, ptrdiff_t off, ptrdiff_t *lo,
-                                 ptrdiff_t *hi)
+/* The forward, output by output: a window's running maximum and index stay in registers
+   while its taps go by in PyTorch's scan order, FC_POOL_VL output columns at once (GCC/Clang
+   vector extensions, as in conv_kernel.inc). A tap's FC_POOL_VL inputs are one load for
+   stride 1 and two loads and a shuffle for stride 2 (the second load starts at lane
+   FC_POOL_VL-1, so nothing past the last input used is read); other strides gather lane by
+   lane. Vectors cover the columns whose every tap lies inside the row; the last vector ends
+   at the last of them and may overlap the one before (it recomputes the same maxima). The
+   columns whose windows reach into the padding, and rows too short for a vector, go one
+   output at a time with bounds checks. (The previous kernel updated arrays of running
+   maxima tap by tap, with two integer divisions per tap and row and stride-2 loads left
+   scalar: 28% of copy bandwidth on the 3x3/2 pool.) */
+#define FC_POOL_VL 8
+
+#if defined(__clang__)
+#define FC_EVEN_LANES(VI, a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 9, 11, 13, 15)
+#else
+#define FC_EVEN_LANES(VI, a, b) __builtin_shuffle(a, b, (VI){0, 2, 4, 6, 9, 11, 13, 15})
+#endif
+
+/* The kernel columns s_lo .. s_hi-1 that reach the input for some output column: the others
+   fall in the padding for every q (a huge padded kernel must not cost its width). */
+static inline void tap_columns(const fc_pool_geom *g, ptrdiff_t *s_lo, ptrdiff_t *s_hi)
 {
-    ptrdiff_t a = off >= 0 ? 0 : (-off + g->sw - 1) / g->sw;
-    ptrdiff_t b = g->W - off <= 0 ? 0 : (g->W - 1 - off) / g->sw + 1;
-    *lo = a;
-    *hi = b < g->Q ? b : g->Q;
+    const ptrdiff_t need = g->pw - (g->Q - 1) * g->sw;
+    const ptrdiff_t end = (g->W - 1 + g->pw) / g->dw + 1;
+    *s_lo = need <= 0 ? 0 : (need + g->dw - 1) / g->dw;
+    *s_hi = end < g->kw ? end : g->kw;
 }
 
-/* One plane, a chunk of up to FC_POOL_CHUNK output columns of a row at a time: the running
-   maxima and their indices live in small arrays (in L1) of lanes as wide as T's, IT (int32
-   for float, where the plane has fewer than 2^31 elements), so that the compare-and-take
-   over a tap's columns vectorises into whole registers; int64 indices beside float maxima
-   took two index registers per value register. */
-#define FC_POOL_CHUNK 256
-#define MAXPOOL_PLANE(NAME, T, IT)                                                           \
+/* One window (p, q) of row range hs .. he-1 (step dh), its taps checked against the row */
+#define MAXPOOL_ONE(T, IT)                                                                   \
+    do {                                                                                     \
+        T mx = -INFINITY;                                                                    \
+        int64_t at = hs * W + first_inside(q * sw - g->pw, g->dw);                           \
+        for (h = hs; h < he; h += g->dh)                                                     \
+            for (s = s_lo; s < s_hi; s++) {                                                  \
+                const ptrdiff_t w = q * sw + s * g->dw - g->pw;                              \
+                if (w >= 0 && w < W) {                                                       \
+                    const T v = x[h * W + w];                                                \
+                    if ((v > mx) | (v != v)) {                                               \
+                        mx = v;                                                              \
+                        at = h * W + w;                                                      \
+                    }                                                                        \
+                }                                                                            \
+            }                                                                                \
+        y[p * g->Q + q] = mx;                                                                \
+        ind[p * g->Q + q] = at;                                                              \
+    } while (0)
+
+/* Windows (p, q) .. (p, q + NB*FC_POOL_VL - 1) of the interior (q < qb), in NB vectors,
+   each ending by qb at the latest */
+#define MAXPOOL_VECTORS(NAME, V, VI, IT, NB)                                                 \
+    do {                                                                                     \
+        ptrdiff_t qv[NB];                                                                    \
+        V m[NB];                                                                             \
+        VI id[NB];                                                                           \
+        for (b = 0; b < NB; b++) {                                                           \
+            const ptrdiff_t q1 = q + b * FC_POOL_VL, first = hs * W + off_lo;                \
+            qv[b] = q1 + FC_POOL_VL <= qb ? q1 : qb - FC_POOL_VL;                            \
+            m[b] = NAME##_tap(x + first + qv[b] * sw, sw);                                   \
+            id[b] = lane + (IT)(first + qv[b] * sw);                                         \
+        }                                                                                    \
+        for (h = hs; h < he; h += g->dh)                                                     \
+            for (s = h == hs ? s_lo + 1 : s_lo; s < s_hi; s++) {                             \
+                const ptrdiff_t at = h * W + s * g->dw - g->pw;                              \
+                for (b = 0; b < NB; b++) {                                                   \
+                    const V v = NAME##_tap(x + at + qv[b] * sw, sw);                         \
+                    const VI k = (v > m[b]) | (v != v);                                      \
+                    m[b] = (V)(((VI)v & k) | ((VI)m[b] & ~k));                               \
+                    id[b] = ((lane + (IT)(at + qv[b] * sw)) & k) | (id[b] & ~k);             \
+                }                                                                            \
+            }                                                                                \
+        for (b = 0; b < NB; b++)                                                             \
+            NAME##_store(y + p * g->Q + qv[b], ind + p * g->Q + qv[b], m[b], id[b]);         \
+    } while (0)
+
+/* NAME: planes whose indices fit IT, an integer as wide as T, so that a vector of maxima and
+   one of indices have the same lanes. V, VI: FC_POOL_VL lanes of T and of IT. */
+#define MAXPOOL_PLANE(NAME, T, IT, V, VI)                                                    \
+    typedef T V __attribute__((vector_size(FC_POOL_VL * sizeof(T))));                        \
+    typedef IT VI __attribute__((vector_size(FC_POOL_VL * sizeof(T))));                      \
+    static inline __attribute__((always_inline)) V NAME##_tap(const T *xr, ptrdiff_t sw)     \
+    {                                                                                        \
+        V v, u;                                                                              \
+        int l;                                                                               \
+        if (sw == 1) {                                                                       \
+            memcpy(&v, xr, sizeof v);                                                        \
+        } else if (sw == 2) {                                                                \
+            memcpy(&v, xr, sizeof v);                                                        \
+            memcpy(&u, xr + FC_POOL_VL - 1, sizeof u);                                       \
+            v = FC_EVEN_LANES(VI, v, u);                                                     \
+        } else {                                                                             \
+            for (l = 0; l < FC_POOL_VL; l++)                                                 \
+                v[l] = xr[l * sw];                                                           \
+        }                                                                                    \
+        return v;                                                                            \
+    }                                                                                        \
+    static inline __attribute__((always_inline)) void NAME##_store(T *y, int64_t *ind, V m, \
+                                                                 VI id)                    \
+    {                                                                                        \
+        IT ids[FC_POOL_VL];                                                                  \
+        int l;                                                                               \
+        memcpy(y, &m, sizeof m);                                                             \
+        memcpy(ids, &id, sizeof ids);                                                        \
+        for (l = 0; l < FC_POOL_VL; l++)                                                     \
+            ind[l] = ids[l];                                                                 \
+    }                                                                                        \
     static FC_CLONES void NAME(const fc_pool_geom *g, const T *x, T *y, int64_t *ind)        \
     {                                                                                        \
-        const ptrdiff_t sw = g->sw;                                                          \
-        ptrdiff_t p, q, q0, n, h, s, lo, hi;                                                 \
-        T m[FC_POOL_CHUNK];                                                                  \
-        IT id[FC_POOL_CHUNK];                                                                \
-        /* kernel columns that reach the input for some output column: the others fall in \
-           the padding for every q (a huge padded kernel must not cost its width) */       \
-        const ptrdiff_t need = g->pw - (g->Q - 1) * sw;                                      \
-        const ptrdiff_t s_lo = need <= 0 ? 0 : (need + g->dw - 1) / g->dw;                   \
-        const ptrdiff_t s_end = (g->W - 1 + g->pw) / g->dw + 1;                               \
-        const ptrdiff_t s_hi = s_end < g->kw ? s_end : g->kw;                                 \
+        const ptrdiff_t sw = g->sw, W = g->W;                                                \
+        ptrdiff_t p, q, h, s;                                                                \
+        VI lane;                                                                             \
+        int l, b;                                                                            \
+        ptrdiff_t s_lo, s_hi;                                                                \
+        tap_columns(g, &s_lo, &s_hi);                                                        \
+        /* the interior qa <= q < qb: columns whose taps s_lo .. s_hi-1 all lie inside */    \
+        const ptrdiff_t off_lo = s_lo * g->dw - g->pw, off_hi = (s_hi - 1) * g->dw - g->pw;  \
+        const ptrdiff_t qa0 = off_lo >= 0 ? 0 : (-off_lo + sw - 1) / sw;                     \
+        const ptrdiff_t qb0 = W - 1 - off_hi < 0 ? 0 : (W - 1 - off_hi) / sw + 1;            \
+        const ptrdiff_t qa = qa0 < g->Q ? qa0 : g->Q;                                        \
+        const ptrdiff_t qb1 = qb0 < qa ? qa : qb0 < g->Q ? qb0 : g->Q;                       \
+        const ptrdiff_t qb = qb1 - qa < FC_POOL_VL ? qa : qb1; /* too few for a vector */    \
+        for (l = 0; l < FC_POOL_VL; l++)                                                     \
+            lane[l] = (IT)(l * sw);                                                          \
         for (p = 0; p < g->P; p++) {                                                         \
             const ptrdiff_t h0 = p * g->sh - g->ph;                                          \
             const ptrdiff_t hs = first_inside(h0, g->dh);                                    \
             const ptrdiff_t he0 = h0 + (g->kh - 1) * g->dh + 1;                              \
             const ptrdiff_t he = he0 < g->H ? he0 : g->H;                                    \
-            for (q0 = 0; q0 < g->Q; q0 += n) {                                               \
-                n = g->Q - q0 < FC_POOL_CHUNK ? g->Q - q0 : FC_POOL_CHUNK;                   \
-                /* each window's first in-bounds element: from q_in on the windows start   \
-                   inside the row, those before it in the left padding */                  \
-                const ptrdiff_t q_pad = (g->pw - q0 * sw + sw - 1) / sw;                     \
-                const ptrdiff_t q_in = q_pad < 0 ? 0 : q_pad < n ? q_pad : n;                \
-                for (q = 0; q < n; q++)                                                      \
-                    m[q] = -INFINITY;                                                        \
-                for (q = 0; q < q_in; q++)                                                   \
-                    id[q] = (IT)(hs * g->W + first_inside((q0 + q) * sw - g->pw, g->dw));    \
-                for (q = q_in; q < n; q++)                                                   \
-                    id[q] = (IT)(hs * g->W + (q0 + q) * sw - g->pw);                         \
-                for (h = hs; h < he; h += g->dh) {                                           \
-                    for (s = s_lo; s < s_hi; s++) {                                          \
-                        const ptrdiff_t off = s * g->dw - g->pw;                             \
-                        /* the chunk's columns, relative to q0, whose tap is inside */       \
-                        valid_columns(g, off, &lo, &hi);                                     \
-                        lo = lo > q0 ? lo - q0 : 0;                                          \
-                        hi = hi < q0 + n ? hi - q0 : n;                                      \
-                        const T *restrict xr = x + h * g->W + off + q0 * sw;                 \
-                        const IT base = (IT)(h * g->W + off + q0 * sw);                      \
-                        if (sw == 1) {                                                       \
-                            for (q = lo; q < hi; q++) {                                      \
-                                const T v = xr[q];                                           \
-                                const _Bool take = (v > m[q]) | (v != v);                    \
-                                m[q] = take ? v : m[q];                                      \
-                                id[q] = take ? base + (IT)q : id[q];                         \
-                            }                                                                \
-                        } else {                                                             \
-                            for (q = lo; q < hi; q++) {                                      \
-                                const T v = xr[q * sw];                                      \
-                                const _Bool take = (v > m[q]) | (v != v);                    \
-                                m[q] = take ? v : m[q];                                      \
-                                id[q] = take ? base + (IT)(q * sw) : id[q];                  \
-                            }                                                                \
-                        }                                                                    \
-                    }                                                                        \
-                }                                                                            \
-                T *restrict yr = y + p * g->Q + q0;                                          \
-                int64_t *restrict ir = ind + p * g->Q + q0;                                  \
-                for (q = 0; q < n; q++) {                                                    \
-                    yr[q] = m[q];                                                            \
-                    ir[q] = id[q];                                                           \
-                }                                                                            \
-            }                                                                                \
+            for (q = 0; q < qa; q++)                                                         \
+                MAXPOOL_ONE(T, IT);                                                          \
+            /* 4 vectors at a time while 3 or more remain, then 2 (the last group may   \
+               repeat a vector): each tap's compare and blends wait on the one before,   \
+               so one vector alone left the core waiting on that chain */                \
+            for (q = qa; qb - q > 2 * FC_POOL_VL; q += 4 * FC_POOL_VL)                       \
+                MAXPOOL_VECTORS(NAME, V, VI, IT, 4);                                         \
+            for (; q < qb; q += 2 * FC_POOL_VL)                                              \
+                MAXPOOL_VECTORS(NAME, V, VI, IT, 2);                                         \
+            for (q = qb; q < g->Q; q++)                                                      \
+                MAXPOOL_ONE(T, IT);                                                          \
         }                                                                                    \
     }
 
-MAXPOOL_PLANE(maxpool_plane_f32_i32, float, int32_t)
-MAXPOOL_PLANE(maxpool_plane_f32_i64, float, int64_t)
-MAXPOOL_PLANE(maxpool_plane_f64_i64, double, int64_t)
+MAXPOOL_PLANE(maxpool_plane_f32, float, int32_t, fc_vf32, fc_vi32)
+MAXPOOL_PLANE(maxpool_plane_f64, double, int64_t, fc_vf64, fc_vi64)
+
+/* Planes of 2^31 elements or more (the float kernel's indices are int32), one output at a
+   time. */
+static void maxpool_plane_f32_huge(const fc_pool_geom *g, const float *x, float *y,
+                                   int64_t *ind)
+{
+    const ptrdiff_t sw = g->sw, W = g->W;
+    ptrdiff_t p, q, h, s, s_lo, s_hi;
+    tap_columns(g, &s_lo, &s_hi);
+    for (p = 0; p < g->P; p++) {
+        const ptrdiff_t h0 = p * g->sh - g->ph;
+        const ptrdiff_t hs = first_inside(h0, g->dh);
+        const ptrdiff_t he0 = h0 + (g->kh - 1) * g->dh + 1;
+        const ptrdiff_t he = he0 < g->H ? he0 : g->H;
+        for (q = 0; q < g->Q; q++)
+            MAXPOOL_ONE(float, int64_t);
+    }
+}
 
 void fc_maxpool_plane_f32(const fc_pool_geom *g, const float *x, float *y, int64_t *ind)
 {
     if (g->H * g->W <= INT32_MAX)
-        maxpool_plane_f32_i32(g, x, y, ind);
+        maxpool_plane_f32(g, x, y, ind);
     else
-        maxpool_plane_f32_i64(g, x, y, ind);
+        maxpool_plane_f32_huge(g, x, y, ind);
 }
 
 void fc_maxpool_plane_f64(const fc_pool_geom *g, const double *x, double *y, int64_t *ind)
 {
-    maxpool_plane_f64_i64(g, x, y, ind);
+    maxpool_plane_f64(g, x, y, ind);
 }
 
 /* The gradient of one plane, for windows that do not overlap (dilation 1, stride >= kernel

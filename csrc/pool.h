@@ -1,11 +1,12 @@
-/* Max-pooling over one (H, W) plane, vectorised across output columns. Plain C, no Python.h.
+/* Max-pooling over one (H, W) plane, vectorised across output columns. Plain C with GCC/Clang
+ * vector extensions, no Python.h.
  *
- * For each output row, the window taps (r, s) are visited in PyTorch's scan order (row-major),
- * and each tap updates all output columns at once: a larger value or a NaN takes over, so
- * ties keep the first maximum and a window holding NaN reports its last NaN. Every output
- * starts at -inf with the index of its window's first in-bounds element. The loops carry no
- * branches on the data, so the compiler vectorises them; GCC/Clang build one copy per
- * instruction set (AVX-512, AVX2, baseline) and pick one at load time.
+ * Each window's taps (r, s) are visited in PyTorch's scan order (row-major), eight
+ * neighbouring windows of a row at once, their running maxima and indices in registers: a
+ * larger value or a NaN takes over, so ties keep the first maximum and a window holding NaN
+ * reports its last NaN. Every output starts at -inf with the index of its window's first
+ * in-bounds element. GCC/Clang build one copy per instruction set (AVX-512, AVX2, baseline)
+ * and pick one at load time.
  *
  * x: (H, W); y, ind: (P, Q); ind holds flat positions h*W + w. Every window must hold at
  * least one in-bounds element (fastcnn._args checks this).

@@ -324,6 +324,30 @@ def test_max_pool2d_backward_matches_reference(num_threads, case):
                  R.max_pool2d_backward(abs(grad_y), indices, x.shape, **case.kwargs), case.dtype)
 
 
+@pytest.mark.parametrize("kwargs, width", [
+    ({"kernel_size": 3, "stride": 2, "padding": 1}, 56),                 # ResNet's 3x3/2
+    ({"kernel_size": 3, "stride": 2, "padding": 1}, 33),                 # last vector overlaps
+    ({"kernel_size": 2}, 48),                                            # 2x2/2, no edges
+    ({"kernel_size": 3, "stride": 1, "padding": 1}, 17),
+    ({"kernel_size": 2, "stride": 1}, 9),                                # one vector exactly
+    ({"kernel_size": 3, "stride": 3, "padding": 1, "ceil_mode": True}, 40),  # lanes gathered
+    ({"kernel_size": 3, "stride": 2, "dilation": 2, "padding": 1}, 41),
+    ({"kernel_size": (2, 4), "stride": (1, 2), "padding": (1, 2)}, 30),  # two edge columns
+    ({"kernel_size": 3, "stride": 2, "padding": 1}, 15),                 # 7 outputs: one by one
+])
+@pytest.mark.parametrize("values", ["normal", "ties", "nan", "inf"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool2d_wide_rows_match_reference(num_threads, kwargs, width, values, dtype):
+    # rows of 8 or more outputs whose windows lie inside the row go through the kernel's
+    # vectors (pool_cases' planes are mostly narrower): values and indices exactly as the
+    # reference, edges, ties, NaN and -inf windows included
+    x = pool_values(np.random.default_rng(width), (2, 3, 7, width), values, dtype)
+    got, got_i = F.max_pool2d(x, **kwargs, return_indices=True)
+    want, want_i = R.max_pool2d(x, **kwargs, return_indices=True)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_i, want_i)
+
+
 @pytest.mark.parametrize("kwargs, size", [
     ({"kernel_size": 2}, (8, 8)),                                        # 2x2/2, exact fit
     ({"kernel_size": 2}, (9, 7)),                                        # a row/column left over

@@ -55,6 +55,16 @@ def wgrad_kernel(request):
     _conv.WGRAD_KERNEL = before
 
 
+@pytest.fixture(params=["whole", "per_task"])
+def prepare(request):
+    """Run the test with each way the forward and data-gradient tasks get their padded input
+    (the shape picks one otherwise)."""
+    before = _conv.PREPARE
+    _conv.PREPARE = request.param
+    yield request.param
+    _conv.PREPARE = before
+
+
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def num_threads(request, threads):
     """Run the test on 1 and on 2 threads (`threads`, from conftest.py, restores the count)."""
@@ -197,7 +207,7 @@ def pool_cases(draw, kind):
 
 @SWEEP
 @given(case=conv_cases())
-def test_conv2d_matches_reference(num_threads, case):
+def test_conv2d_matches_reference(num_threads, prepare, case):
     x, w, b = case.arrays["x"], case.arrays["weight"], case.arrays["bias"]
     magnitude = R.conv2d(abs(x), abs(w), None if b is None else abs(b), **case.kwargs)
     assert_close(F.conv2d(x, w, b, **case.kwargs), R.conv2d(x, w, b, **case.kwargs), magnitude,
@@ -215,7 +225,7 @@ def _conv_backward_both(case):
 
 @SWEEP
 @given(case=conv_cases())
-def test_conv2d_backward_grad_x_matches_reference(num_threads, case):
+def test_conv2d_backward_grad_x_matches_reference(num_threads, prepare, case):
     got, want, magnitude = _conv_backward_both(case)
     assert_close(got[0], want[0], magnitude[0], case.dtype)
 

@@ -13,7 +13,8 @@ prepares their operands and splits the work over OpenMP threads:
               size: one padded copy of the input (+ a few elements of slack at the end).
   _pack       copies w into blocks of FC_KB output channels, [C/G][R*S][FC_KB] each, the order
               in which the forward microkernel reads them.
-  forward     one task = (image, group, block of FC_KB output channels, block of rows).
+  forward     one task = (image, group, block of FC_KB output channels, block of rows); with
+              one block per group each task pads its own rows instead (_conv_tasks).
   _panels /   a 1x1 convolution with stride 1 and no padding instead reads x in pixel panels:
   _panel_tasks runs of PW pixels, [C/G][PW] each, one contiguous run per tile; one task =
               (image, group, run of PANEL_TASK panels), every output channel over each panel.
@@ -45,6 +46,10 @@ cdef Py_ssize_t WGCL_PIXELS = 128   # pixels per channels-last weight-gradient b
 # output columns) or "channels" (fc_conv_wgcl, along output channels; ungrouped layers only).
 # The tests set it to check both on every shape.
 WGRAD_KERNEL = "auto"
+# How the forward and data-gradient tasks get their padded input: "auto" (by shape), "whole"
+# (one padded copy of all of it, _prepare) or "per_task" (each task its own rows, see
+# _conv_tasks). The tests set it to check both on every shape.
+PREPARE = "auto"
 
 
 _LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
@@ -78,12 +83,14 @@ cdef class _Prepared:
 
     def __init__(self, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t phases, Py_ssize_t NC,
                  dtype):
+        """NC planes' buffer of dtype; NC = 0: the geometry alone (tasks prepare their own
+        rows, see _conv_tasks)."""
         self.rows = rows
         self.phases = phases
         self.phase_len = (cols + phases - 1) // phases
         self.row_pitch = phases * self.phase_len
         self.plane = rows * self.row_pitch
-        self.buffer = np.empty(NC * self.plane + FC_SLACK, dtype=dtype)
+        self.buffer = np.empty(NC * self.plane + FC_SLACK, dtype=dtype) if NC else None
 
 
 cdef void _prepare_plane(const floating *src, floating *dst, Py_ssize_t H, Py_ssize_t W,
@@ -152,6 +159,15 @@ def _pack(w__kcrs, Py_ssize_t groups):
     return np.ascontiguousarray(np.concatenate(blocks))
 
 
+def _own_rows(Py_ssize_t outputs_per_group):
+    """Whether each task prepares its own rows (PREPARE): by default, when a group's outputs
+    are one channel block, so that no other task reads them (depthwise: 1.2x on the bench's
+    layer, 2 threads; with more blocks each task would pad the same rows again)."""
+    if PREPARE not in ("auto", "whole", "per_task"):
+        raise ValueError(f"PREPARE must be 'auto', 'whole' or 'per_task', got {PREPARE!r}")
+    return PREPARE == "per_task" or PREPARE == "auto" and outputs_per_group <= FC_KB
+
+
 # ---------------------------------------------------------------------------------- forward
 
 cdef void _tiles(const fc_conv_geom *g, const floating *x, const floating *wk, int kb,
@@ -168,24 +184,45 @@ cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating
                       const floating *bias, floating *y, Py_ssize_t N, Py_ssize_t G,
                       Py_ssize_t Cg, Py_ssize_t Kg, Py_ssize_t P, Py_ssize_t Q,
                       Py_ssize_t row_step, Py_ssize_t ldk, Py_ssize_t ldy_row,
-                      Py_ssize_t y_col_step, int n_threads):
+                      Py_ssize_t y_col_step, int n_threads,
+                      const floating[:, :, :, ::1] src=None, Py_ssize_t top=0,
+                      Py_ssize_t left=0):
     # For each image n and group g: y[n, g*Kg + k] (P rows, Q columns; channel pitch ldk, row
     # pitch ldy_row, column step y_col_step) = sum over the group's Cg prepared channels.
     # One task per (image, group, channel block, row block); no two tasks share an output.
-    cdef floating[::1] buf = prep.buffer
-    cdef const floating *x = &buf[0]
+    # With src (and prep holding no buffer), each task first prepares the rows it reads of
+    # src (padded top/left as _prepare would) into its thread's scratch: for layers of one
+    # channel block (depthwise, few output channels) no other task reads them, and the
+    # rows stay in cache instead of going to memory and back as a padded copy of the whole
+    # input.
     cdef const floating *wp = &wpack[0]
     cdef Py_ssize_t kblocks = (Kg + FC_KB - 1) // FC_KB
     cdef Py_ssize_t rb = max(1, min(P, TILE_PIXELS // max(Q, 1)))
     cdef Py_ssize_t rblocks = (P + rb - 1) // rb
     cdef Py_ssize_t ntasks = N * G * kblocks * rblocks, K = G * Kg
-    cdef Py_ssize_t task, n, g, kblk, rblk, k0, p0
+    cdef Py_ssize_t task, n, g, kblk, rblk, k0, p0, c, a0, rows
     cdef int kb
     cdef fc_conv_geom geo
+    cdef bint own = src is not None
+    # own rows: a task's output rows p0 .. p0+rb-1 read prepared rows p0*srow on, tap_rows
+    # deep; every channel of the scratch holds the most a task reads
+    cdef Py_ssize_t srow = row_step // prep.row_pitch
+    cdef Py_ssize_t tap_rows = np.max(taps) // prep.row_pitch + 1
+    cdef Py_ssize_t ldc_own = ((rb - 1) * srow + tap_rows) * prep.row_pitch
+    cdef floating[:, ::1] scratch
+    cdef floating[::1] buf
+    cdef const floating *x = NULL
+    cdef floating *mine
+    if own:
+        scratch = np.zeros((n_threads, Cg * ldc_own + FC_SLACK),
+                           np.float32 if floating is float else np.float64)
+    else:
+        buf = prep.buffer
+        x = &buf[0]
     geo.C = Cg
     geo.ntaps = taps.shape[0]
     geo.tap = &taps[0]
-    geo.ldc = prep.plane
+    geo.ldc = ldc_own if own else prep.plane
     geo.row_step = row_step
     geo.cols = Q
     geo.ldk = ldk
@@ -199,11 +236,23 @@ cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating
         k0 = g * Kg + kblk * FC_KB
         kb = <int>min(FC_KB, Kg - kblk * FC_KB)
         p0 = rblk * rb
-        _task_tiles(&geo, min(rb, P - p0),
-                    x + (n * G * Cg + g * Cg) * prep.plane + p0 * row_step,
-                    wp + k0 * Cg * geo.ntaps, kb,
-                    bias + k0 if bias != NULL else NULL,
-                    y + (n * K + k0) * ldk + p0 * ldy_row)
+        if own:
+            mine = &scratch[threadid(), 0]
+            a0 = p0 * srow
+            rows = min(prep.rows - a0, (min(rb, P - p0) - 1) * srow + tap_rows)
+            for c in range(Cg):
+                _prepare_plane(&src[n, g * Cg + c, 0, 0], mine + c * ldc_own, src.shape[2],
+                               src.shape[3], top - a0, left, rows, prep.phases,
+                               prep.phase_len)
+            _task_tiles(&geo, min(rb, P - p0), mine, wp + k0 * Cg * geo.ntaps, kb,
+                        bias + k0 if bias != NULL else NULL,
+                        y + (n * K + k0) * ldk + p0 * ldy_row)
+        else:
+            _task_tiles(&geo, min(rb, P - p0),
+                        x + (n * G * Cg + g * Cg) * prep.plane + p0 * row_step,
+                        wp + k0 * Cg * geo.ntaps, kb,
+                        bias + k0 if bias != NULL else NULL,
+                        y + (n * K + k0) * ldk + p0 * ldy_row)
 
 
 cdef void _task_tiles(const fc_conv_geom *shared, Py_ssize_t rows, const floating *x,
@@ -318,12 +367,15 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
     # rows and columns the windows reach, so the prepared copy covers every read
     cdef Py_ssize_t rows = (P - 1) * sh + (R - 1) * dh + 1
     cdef Py_ssize_t cols = (Q - 1) * sw + (S - 1) * dw + 1
-    cdef _Prepared prep = _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads)
+    cdef bint own = _own_rows(K // groups)
+    cdef const floating[:, :, :, ::1] src = x__nchw if own else None
+    cdef _Prepared prep = (_Prepared(rows, cols, sw, 0, np.asarray(x__nchw).dtype) if own else
+                           _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads))
     cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
     wpack = _pack(np.asarray(w__kcrs), groups)
     _conv_tasks(prep, taps, wpack, &bias__k[0] if bias__k.shape[0] else NULL,
                 &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, P, Q, sh * prep.row_pitch,
-                P * Q, Q, 1, n_threads)
+                P * Q, Q, 1, n_threads, src, pt, pl)
 
 
 # ---------------------------------------------------------------------------- data gradient
@@ -350,6 +402,8 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
     if N == 0 or C == 0 or H == 0 or W == 0:
         return
     w_arr = np.asarray(w__kcrs).reshape(groups, Kg, Cg, R, S)
+    gx_arr = np.asarray(gx__nchw)
+    gx_dtype = gx_arr.dtype
     cdef Py_ssize_t PW = fc_conv_panel_width(floating is double)
     cdef Py_ssize_t[::1] taps
     cdef floating[::1] panels, wpack
@@ -366,10 +420,13 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
     # of their lanes instead of 7%)
     cdef Py_ssize_t T = max(0, ((R - 1) * dh - pt + sh - 1) // sh)
     cdef Py_ssize_t L = max(0, ((S - 1) * dw - pl + sw - 1) // sw)
-    cdef _Prepared prep = _prepare(gy__nkpq, T, L, (H + sh - 1) // sh + T + (sh - 1 + pt) // sh,
-                                   (W + sw - 1) // sw + L + (sw - 1 + pl) // sw, 1, n_threads)
+    cdef Py_ssize_t rows = (H + sh - 1) // sh + T + (sh - 1 + pt) // sh
+    cdef Py_ssize_t cols = (W + sw - 1) // sw + L + (sw - 1 + pl) // sw
+    cdef bint own = _own_rows(Cg)
+    cdef const floating[:, :, :, ::1] src = gy__nkpq if own else None
+    cdef _Prepared prep = (_Prepared(rows, cols, 1, 0, gx_dtype) if own else
+                           _prepare(gy__nkpq, T, L, rows, cols, 1, n_threads))
     cdef floating *gx = &gx__nchw[0, 0, 0, 0]
-    gx_arr = np.asarray(gx__nchw)
     # Taps in reverse kernel order, so that their offsets into gy rise: walking a tile's
     # rows and columns downwards (the plain order) ran the stem's gradient at a third of
     # the speed, as the loads kept missing the cache.
@@ -387,7 +444,8 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
             w_phase = w_arr[:, :, :, rs][:, :, :, :, ss].transpose(0, 2, 1, 3, 4)
             wpack = _pack(w_phase.reshape(C, Kg, len(rs), len(ss)), groups)
             _conv_tasks(prep, taps, wpack, NULL, gx + a * W + b, N, groups, Kg, Cg, Ha, Wb,
-                        prep.row_pitch, H * W, sh * W, sw, n_threads)
+                        prep.row_pitch, H * W, sh * W, sw, n_threads,
+                        src, T, L)
 
 
 # -------------------------------------------------------------------------- weight gradient

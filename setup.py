@@ -8,7 +8,7 @@ An extension's C sources compile in parallel, one per usable CPU (FASTCNN_BUILD_
 Two switches build checked kernels for testing (tools/check_debug.sh, tools/check_sanitizers.sh),
 never for release: FASTCNN_DEBUG=1 turns on Cython's bounds, wraparound and initialisation checks
 and Python's division semantics, at -O0 -g; FASTCNN_SANITIZE=1 compiles and links with
-AddressSanitizer and UndefinedBehaviorSanitizer.
+AddressSanitizer and UndefinedBehaviorSanitizer (with both, C division stays, at -O1).
 """
 import concurrent.futures
 import os
@@ -131,7 +131,7 @@ class BuildExt(build_ext):
             ext.extra_compile_args = cflags + ext.extra_compile_args
             ext.extra_link_args = lflags + ext.extra_link_args
         jobs = build_jobs()
-        if jobs > 1:
+        if jobs > 1 and unix:  # MSVC's compiler object sets itself up on first use
             compile_in_parallel(self.compiler, jobs)
         super().build_extensions()
 
@@ -150,7 +150,9 @@ setup(
             "boundscheck": DEBUG,
             "wraparound": DEBUG,
             "initializedcheck": DEBUG,
-            "cdivision": not DEBUG,
+            # the sanitizer build keeps the release's C division, so that UBSan checks the
+            # code that ships (tools/check_sanitizers.sh builds with both switches)
+            "cdivision": not DEBUG or SANITIZE,
             "embedsignature": True,
         },
         force=DEBUG,  # regenerate C that an unchecked build left behind

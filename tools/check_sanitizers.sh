@@ -3,8 +3,9 @@
 # (FASTCNN_SANITIZE=1, see setup.py): any out-of-bounds access, use after free or undefined
 # behaviour in the kernels (C or Cython) stops the run with a report and a stack trace. The
 # build has the debug build's checks too (FASTCNN_DEBUG=1, as tools/check_debug.sh: Cython's
-# bounds, wraparound and initialisation checks, Python's division), so that one run of the
-# suite covers both; set CHECK_DEBUG=0 for the sanitizers alone.
+# bounds, wraparound and initialisation checks), so that one run of the suite covers both; it
+# keeps the release build's C division (UBSan reports a division by zero), where
+# tools/check_debug.sh alone switches to Python's. CHECK_DEBUG=0: the sanitizers alone.
 #
 #   tools/check_sanitizers.sh [PYTEST_ARGS...]     default: the whole suite, quietly
 #

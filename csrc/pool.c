@@ -44,8 +44,16 @@ static inline void tap_columns(const fc_pool_geom *g, ptrdiff_t *s_lo, ptrdiff_t
     *s_hi = end < g->kw ? end : g->kw;
 }
 
+/* The input rows hs, hs + dh, ... < he of output row p's windows that lie inside the input. */
+static inline void window_rows(const fc_pool_geom *g, ptrdiff_t p, ptrdiff_t *hs, ptrdiff_t *he)
+{
+    const ptrdiff_t h0 = p * g->sh - g->ph, end = h0 + (g->kh - 1) * g->dh + 1;
+    *hs = first_inside(h0, g->dh);
+    *he = end < g->H ? end : g->H;
+}
+
 /* One window (p, q) of row range hs .. he-1 (step dh), its taps checked against the row */
-#define MAXPOOL_ONE(T, IT)                                                                   \
+#define MAXPOOL_ONE(T)                                                                       \
     do {                                                                                     \
         T mx = -INFINITY;                                                                    \
         int64_t at = hs * W + first_inside(q * sw - g->pw, g->dw);                           \
@@ -125,7 +133,7 @@ static inline void tap_columns(const fc_pool_geom *g, ptrdiff_t *s_lo, ptrdiff_t
     static FC_CLONES void NAME(const fc_pool_geom *g, const T *x, T *y, int64_t *ind)        \
     {                                                                                        \
         const ptrdiff_t sw = g->sw, W = g->W;                                                \
-        ptrdiff_t p, q, h, s;                                                                \
+        ptrdiff_t p, q, h, s, hs, he;                                                        \
         VI lane;                                                                             \
         int l, b;                                                                            \
         ptrdiff_t s_lo, s_hi;                                                                \
@@ -140,12 +148,9 @@ static inline void tap_columns(const fc_pool_geom *g, ptrdiff_t *s_lo, ptrdiff_t
         for (l = 0; l < FC_POOL_VL; l++)                                                     \
             lane[l] = (IT)(l * sw);                                                          \
         for (p = 0; p < g->P; p++) {                                                         \
-            const ptrdiff_t h0 = p * g->sh - g->ph;                                          \
-            const ptrdiff_t hs = first_inside(h0, g->dh);                                    \
-            const ptrdiff_t he0 = h0 + (g->kh - 1) * g->dh + 1;                              \
-            const ptrdiff_t he = he0 < g->H ? he0 : g->H;                                    \
+            window_rows(g, p, &hs, &he);                                                     \
             for (q = 0; q < qa; q++)                                                         \
-                MAXPOOL_ONE(T, IT);                                                          \
+                MAXPOOL_ONE(T);                                                              \
             /* 4 vectors at a time while 3 or more remain, then 2 (the last group may   \
                repeat a vector): each tap's compare and blends wait on the one before,   \
                so one vector alone left the core waiting on that chain */                \
@@ -154,7 +159,7 @@ static inline void tap_columns(const fc_pool_geom *g, ptrdiff_t *s_lo, ptrdiff_t
             for (; q < qb; q += 2 * FC_POOL_VL)                                              \
                 MAXPOOL_VECTORS(NAME, V, VI, IT, 2);                                         \
             for (q = qb; q < g->Q; q++)                                                      \
-                MAXPOOL_ONE(T, IT);                                                          \
+                MAXPOOL_ONE(T);                                                              \
         }                                                                                    \
     }
 
@@ -167,15 +172,12 @@ static void maxpool_plane_f32_huge(const fc_pool_geom *g, const float *x, float 
                                    int64_t *ind)
 {
     const ptrdiff_t sw = g->sw, W = g->W;
-    ptrdiff_t p, q, h, s, s_lo, s_hi;
+    ptrdiff_t p, q, h, s, hs, he, s_lo, s_hi;
     tap_columns(g, &s_lo, &s_hi);
     for (p = 0; p < g->P; p++) {
-        const ptrdiff_t h0 = p * g->sh - g->ph;
-        const ptrdiff_t hs = first_inside(h0, g->dh);
-        const ptrdiff_t he0 = h0 + (g->kh - 1) * g->dh + 1;
-        const ptrdiff_t he = he0 < g->H ? he0 : g->H;
+        window_rows(g, p, &hs, &he);
         for (q = 0; q < g->Q; q++)
-            MAXPOOL_ONE(float, int64_t);
+            MAXPOOL_ONE(float);
     }
 }
 

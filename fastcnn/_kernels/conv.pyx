@@ -212,7 +212,7 @@ cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating
     cdef floating[:, ::1] scratch
     cdef floating[::1] buf
     cdef const floating *x = NULL
-    cdef floating *mine
+    cdef const floating *xt
     if own:
         scratch = np.zeros((n_threads, Cg * ldc_own + FC_SLACK),
                            np.float32 if floating is float else np.float64)
@@ -237,22 +237,17 @@ cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating
         kb = <int>min(FC_KB, Kg - kblk * FC_KB)
         p0 = rblk * rb
         if own:
-            mine = &scratch[threadid(), 0]
+            xt = &scratch[threadid(), 0]
             a0 = p0 * srow
             rows = min(prep.rows - a0, (min(rb, P - p0) - 1) * srow + tap_rows)
             for c in range(Cg):
-                _prepare_plane(&src[n, g * Cg + c, 0, 0], mine + c * ldc_own, src.shape[2],
-                               src.shape[3], top - a0, left, rows, prep.phases,
+                _prepare_plane(&src[n, g * Cg + c, 0, 0], &scratch[threadid(), c * ldc_own],
+                               src.shape[2], src.shape[3], top - a0, left, rows, prep.phases,
                                prep.phase_len)
-            _task_tiles(&geo, min(rb, P - p0), mine, wp + k0 * Cg * geo.ntaps, kb,
-                        bias + k0 if bias != NULL else NULL,
-                        y + (n * K + k0) * ldk + p0 * ldy_row)
         else:
-            _task_tiles(&geo, min(rb, P - p0),
-                        x + (n * G * Cg + g * Cg) * prep.plane + p0 * row_step,
-                        wp + k0 * Cg * geo.ntaps, kb,
-                        bias + k0 if bias != NULL else NULL,
-                        y + (n * K + k0) * ldk + p0 * ldy_row)
+            xt = x + (n * G * Cg + g * Cg) * prep.plane + p0 * row_step
+        _task_tiles(&geo, min(rb, P - p0), xt, wp + k0 * Cg * geo.ntaps, kb,
+                    bias + k0 if bias != NULL else NULL, y + (n * K + k0) * ldk + p0 * ldy_row)
 
 
 cdef void _task_tiles(const fc_conv_geom *shared, Py_ssize_t rows, const floating *x,
@@ -403,7 +398,6 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
         return
     w_arr = np.asarray(w__kcrs).reshape(groups, Kg, Cg, R, S)
     gx_arr = np.asarray(gx__nchw)
-    gx_dtype = gx_arr.dtype
     cdef Py_ssize_t PW = fc_conv_panel_width(floating is double)
     cdef Py_ssize_t[::1] taps
     cdef floating[::1] panels, wpack
@@ -424,7 +418,7 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef Py_ssize_t cols = (W + sw - 1) // sw + L + (sw - 1 + pl) // sw
     cdef bint own = _own_rows(Cg)
     cdef const floating[:, :, :, ::1] src = gy__nkpq if own else None
-    cdef _Prepared prep = (_Prepared(rows, cols, 1, 0, gx_dtype) if own else
+    cdef _Prepared prep = (_Prepared(rows, cols, 1, 0, gx_arr.dtype) if own else
                            _prepare(gy__nkpq, T, L, rows, cols, 1, n_threads))
     cdef floating *gx = &gx__nchw[0, 0, 0, 0]
     # Taps in reverse kernel order, so that their offsets into gy rise: walking a tile's

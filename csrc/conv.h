@@ -58,6 +58,9 @@ typedef struct {
     ptrdiff_t images;     /* weight gradient only: images summed over, each `rows` rows, */
     ptrdiff_t dy_image;   /* dy's and x's pitch between them (the forward ignores these) */
     ptrdiff_t x_image;
+    const ptrdiff_t *row_taps; /* forward tiles only: NULL, or for each output row i the taps
+                                  row_taps[2i] .. row_taps[2i+1] - 1 that read anything but
+                                  padding, the only ones summed where tiles keep to a row */
 } fc_conv_geom;
 
 /* Which instruction set the routines below use: 2 = AVX-512, 1 = AVX2+FMA, 0 = baseline

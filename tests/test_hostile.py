@@ -366,6 +366,25 @@ def test_conv2d_backward_nonfinite_in_every_place_matches_reference(name, out, v
         assert_same_values(got, want, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", NONFINITE)
+@pytest.mark.parametrize("r", range(3))
+def test_conv2d_nonfinite_weight_still_meets_the_padding(r, value, dtype):
+    """Rows wide enough for tiles of their own (48 columns), where the kernels skip the taps
+    that read padding alone: a non-finite weight must still meet the padding's zeros (0 * inf
+    is NaN, as in the reference), in the forward pass and in the data gradient."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 2, 6, 48)).astype(dtype)
+    gy = rng.standard_normal((1, 3, 6, 48)).astype(dtype)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(dtype)
+    w[1, 1, r, 2] = NONFINITE[value]
+    with np.errstate(invalid="ignore"):
+        want_y = R.conv2d(x, w, padding=1)
+        want_gx = R.conv2d_backward(gy, x, w, padding=1)[0]
+    assert_same_values(F.conv2d(x, w, padding=1), want_y, dtype)
+    assert_same_values(F.conv2d_backward(gy, x, w, padding=1)[0], want_gx, dtype)
+
+
 @pytest.mark.parametrize("value", NONFINITE)
 def test_pooling_gradients_carry_nonfinite_grad_y_like_reference(value):
     x = np.random.default_rng(0).standard_normal((2, 2, 7, 6))

@@ -57,8 +57,8 @@ def wgrad_kernel(request):
 
 @pytest.fixture(params=["whole", "per_task"])
 def prepare(request):
-    """Run the test with each way the forward and data-gradient tasks get their padded input
-    (the shape picks one otherwise)."""
+    """Run the test with each way the convolution tasks get their padded input (the shape
+    picks one otherwise; the weight gradient's channels-last kernel always takes "whole")."""
     before = _conv.PREPARE
     _conv.PREPARE = request.param
     yield request.param
@@ -232,7 +232,8 @@ def test_conv2d_backward_grad_x_matches_reference(num_threads, prepare, case):
 
 @SWEEP
 @given(case=conv_cases())
-def test_conv2d_backward_grad_weight_matches_reference(num_threads, wgrad_kernel, case):
+def test_conv2d_backward_grad_weight_matches_reference(num_threads, wgrad_kernel, prepare,
+                                                        case):
     got, want, magnitude = _conv_backward_both(case)
     assert_close(got[1], want[1], magnitude[1], case.dtype)
 
@@ -274,8 +275,8 @@ def test_pointwise_conv_matches_reference(num_threads, N, C, H, W, K, kwargs, dt
     (3, 40, 33, {"dilation": 2}),                       # the same, ungrouped
     (2, 4, 300, {"stride": (1, 2)}),                    # rows wider than a block of pixels
 ])
-def test_conv2d_grad_weight_over_image_batches(num_threads, wgrad_kernel, N, H, W, kwargs,
-                                               dtype):
+def test_conv2d_grad_weight_over_image_batches(num_threads, wgrad_kernel, prepare, N, H, W,
+                                               kwargs, dtype):
     """The weight gradient sums small images several per microkernel call; every batch
     tail must count once."""
     rng = np.random.default_rng(N)

@@ -520,20 +520,32 @@ cdef fc_conv_geom _wgrad_geom(_Prepared prep, const Py_ssize_t[::1] taps, Py_ssi
     return geo
 
 
+cdef struct _Own:
+    # how a task pads its own copy of x (see _wgrad_task): x's plane sizes and image pitch,
+    # its padding and the prepared planes' geometry
+    Py_ssize_t H, W, image, top, left, rows, phases, phase_len, plane
+
+
 cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
                       floating *dw, int kb, Py_ssize_t first_image, Py_ssize_t N,
                       Py_ssize_t gy_image, Py_ssize_t x_image, Py_ssize_t P, Py_ssize_t Q,
-                      Py_ssize_t rb, Py_ssize_t m, floating *dy) noexcept nogil:
+                      Py_ssize_t rb, Py_ssize_t m, floating *dy, const _Own *own,
+                      floating *xs) noexcept nogil:
     # dw[kb, C, taps] += the sums over images first_image, first_image + NSLOT, ... < N,
     # taken m images at a time (so that a tile's lanes are added up once per m images).
     # Their kb output-gradient planes are first copied into dy (this thread's scratch), in
-    # rows padded with zeros to whole vectors (ldy_row) as the microkernel needs.
+    # rows padded with zeros to whole vectors (ldy_row) as the microkernel needs. With own,
+    # x is the input itself (image pitch own.image), and the task pads each of its images'
+    # g.C channels into xs (this thread's scratch for m images) first, as _prepare would: for layers of one channel
+    # block per group (depthwise) no other task of the slot reads them, and they stay in
+    # cache instead of going to memory and back as a padded copy of the whole input.
     cdef fc_conv_geom g = shared[0]
-    cdef Py_ssize_t n, p0, k, p, j, Qp = g.ldy_row, plane = P * Qp
+    cdef Py_ssize_t n, p0, k, p, j, c, Qp = g.ldy_row, plane = P * Qp
+    cdef const floating *xn
     cdef unsigned csr
     memset(dy, 0, m * kb * plane * sizeof(floating))
     g.dy_image = kb * plane
-    g.x_image = NSLOT * x_image
+    g.x_image = g.C * own.plane if own != NULL else NSLOT * x_image
     csr = fc_denormals_off()
     n = first_image
     while n < N:
@@ -544,13 +556,19 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
                     memcpy(dy + (j * kb + k) * plane + p * Qp,
                            gy + (n + j * NSLOT) * gy_image + (k * P + p) * Q,
                            Q * sizeof(floating))
+            if own != NULL:
+                for c in range(g.C):
+                    _prepare_plane(x + (n + j * NSLOT) * own.image + c * own.H * own.W,
+                                   xs + (j * g.C + c) * own.plane, own.H, own.W, own.top,
+                                   own.left, own.rows, own.phases, own.phase_len)
+        xn = xs if own != NULL else x + n * x_image
         p0 = 0
         while p0 < P:
             g.rows = min(rb, P - p0)
             if floating is float:
-                fc_conv_wgrad_f32(&g, dy + p0 * Qp, x + n * x_image + p0 * g.row_step, kb, dw)
+                fc_conv_wgrad_f32(&g, dy + p0 * Qp, xn + p0 * g.row_step, kb, dw)
             else:
-                fc_conv_wgrad_f64(&g, dy + p0 * Qp, x + n * x_image + p0 * g.row_step, kb, dw)
+                fc_conv_wgrad_f64(&g, dy + p0 * Qp, xn + p0 * g.row_step, kb, dw)
             p0 = p0 + rb
         n = n + g.images * NSLOT
     fc_denormals_restore(csr)
@@ -573,14 +591,25 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
         return
     cdef Py_ssize_t rows = (P - 1) * sh + (R - 1) * dh + 1
     cdef Py_ssize_t cols = (Q - 1) * sw + (S - 1) * dw + 1
-    cdef _Prepared prep = _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads)
-    cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
-    cdef floating[::1] buf = prep.buffer
-    cdef const floating *x = &buf[0]
-    cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]
     cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
-    if groups == 1 and (WGRAD_KERNEL == "channels" or WGRAD_KERNEL == "auto"
-                        and _channels_last_wins(K, Cg * R * S, lanes)):
+    cdef Py_ssize_t WK = fc_conv_wgrad_kb()
+    cdef bint channels_last = groups == 1 and (
+        WGRAD_KERNEL == "channels" or WGRAD_KERNEL == "auto"
+        and _channels_last_wins(K, Cg * R * S, lanes))
+    # each task pads its own images (see _wgrad_task) when one block of output channels
+    # covers its group, as in the forward pass (_own_rows)
+    cdef bint by_task = not channels_last and (PREPARE == "per_task" or _own_rows(Kg)
+                                               and Kg <= WK)
+    cdef _Prepared prep = (_Prepared(rows, cols, sw, pt, x__nchw.shape[2], 0, gw.dtype)
+                           if by_task else _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads))
+    cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
+    cdef floating[::1] buf
+    cdef const floating *x = &x__nchw[0, 0, 0, 0]
+    if not by_task:
+        buf = prep.buffer
+        x = &buf[0]
+    cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]
+    if channels_last:
         gw[...] = _backward_weight_cl(gy, x, prep, taps, N, K, Cg, R, S, P, Q, sh, lanes,
                                       n_threads)
         return
@@ -590,7 +619,6 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef floating[::1] partial = partial_arr.reshape(-1) if slots > 1 else gw.reshape(-1)
     cdef floating *out0 = &gw__kcrs[0, 0, 0, 0]
     cdef Py_ssize_t Qp = (Q + lanes - 1) // lanes * lanes
-    cdef Py_ssize_t WK = fc_conv_wgrad_kb()
     # a block of rb rows of m images at a time: about WGRAD_PIXELS output-gradient pixels
     cdef Py_ssize_t rb = max(1, min(P, WGRAD_PIXELS // Qp))
     cdef Py_ssize_t m = max(1, min((N + NSLOT - 1) // NSLOT, WGRAD_PIXELS // (P * Qp)))
@@ -602,6 +630,14 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef fc_conv_geom geo = _wgrad_geom(prep, taps, Cg, R * S, sh, Q)
     geo.ldk = P * Qp
     geo.ldy_row = Qp
+    cdef _Own own
+    cdef floating[:, ::1] own_scratch
+    if by_task:
+        own.H, own.W = x__nchw.shape[2], x__nchw.shape[3]
+        own.image = C * own.H * own.W
+        own.top, own.left, own.rows = pt, pl, prep.rows
+        own.phases, own.phase_len, own.plane = prep.phases, prep.phase_len, prep.plane
+        own_scratch = np.zeros((n_threads, m * Cg * prep.plane + FC_SLACK), gw.dtype)
     for task in prange(slots * groups * kblocks, nogil=True, schedule="static",
                        num_threads=n_threads):
         kblk = task % kblocks
@@ -609,9 +645,12 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
         slot = task // (kblocks * groups)
         k0 = g * Kg + kblk * WK
         kb = <int>min(WK, Kg - kblk * WK)
-        _wgrad_task(&geo, gy + k0 * P * Q, x + g * Cg * prep.plane,
+        _wgrad_task(&geo, gy + k0 * P * Q,
+                    x + g * Cg * (own.H * own.W if by_task else prep.plane),
                     (out0 if slot == 0 else out1) + k0 * Cg * R * S, kb, slot, N,
-                    K * P * Q, C * prep.plane, P, Q, rb, m, &scratch[threadid(), 0])
+                    K * P * Q, C * prep.plane, P, Q, rb, m, &scratch[threadid(), 0],
+                    &own if by_task else NULL,
+                    &own_scratch[threadid(), 0] if by_task else NULL)
     if slots > 1:
         gw += partial_arr[0]
 

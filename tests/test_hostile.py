@@ -370,12 +370,13 @@ def test_conv2d_backward_nonfinite_in_every_place_matches_reference(name, out, v
 @pytest.mark.parametrize("value", NONFINITE)
 @pytest.mark.parametrize("r", range(3))
 def test_conv2d_nonfinite_weight_still_meets_the_padding(r, value, dtype):
-    """Rows wide enough for tiles of their own (48 columns), where the kernels skip the taps
-    that read padding alone: a non-finite weight must still meet the padding's zeros (0 * inf
-    is NaN, as in the reference), in the forward pass and in the data gradient."""
+    """Rows wide enough for tiles of their own (960 columns: a multiple of every tile width,
+    so no tile runs across rows), where the forward kernel skips the taps that read padding
+    alone: a non-finite weight must still meet the padding's zeros (0 * inf is NaN, as in the
+    reference). The data gradient of such weights is the reference's (see conv2d_backward)."""
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((1, 2, 6, 48)).astype(dtype)
-    gy = rng.standard_normal((1, 3, 6, 48)).astype(dtype)
+    x = rng.standard_normal((1, 2, 4, 960)).astype(dtype)
+    gy = rng.standard_normal((1, 3, 4, 960)).astype(dtype)
     w = rng.standard_normal((3, 2, 3, 3)).astype(dtype)
     w[1, 1, r, 2] = NONFINITE[value]
     with np.errstate(invalid="ignore"):

@@ -26,7 +26,8 @@ prepares their operands and splits the work over OpenMP threads:
               added in a fixed order at the end: no two threads write the same element, and
               the result does not depend on the thread count. Each task copies its block of
               the output gradient, one image (or, for small images, a few) at a time, into
-              rows padded to whole vectors.
+              rows padded to whole vectors; with one block per group it also pads its own
+              images of x (_wgrad_task), as the forward's tasks do.
 Each task turns denormals off (FTZ/DAZ) for its thread and restores the caller's state.
 """
 import os
@@ -46,9 +47,10 @@ cdef Py_ssize_t WGCL_PIXELS = 128   # pixels per channels-last weight-gradient b
 # output columns) or "channels" (fc_conv_wgcl, along output channels; ungrouped layers only).
 # The tests set it to check both on every shape.
 WGRAD_KERNEL = "auto"
-# How the forward and data-gradient tasks get their padded input: "auto" (by shape), "whole"
-# (one padded copy of all of it, _prepare) or "per_task" (each task its own rows, see
-# _conv_tasks). The tests set it to check both on every shape.
+# How the convolution tasks get their padded input: "auto" (by shape), "whole" (one padded
+# copy of all of it, _prepare) or "per_task" (each task its own rows or images, see
+# _conv_tasks and _wgrad_task; not the channels-last weight gradient). The tests set it to
+# check both on every shape.
 PREPARE = "auto"
 
 
@@ -85,7 +87,7 @@ cdef class _Prepared:
     def __init__(self, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t phases, Py_ssize_t top,
                  Py_ssize_t H, Py_ssize_t NC, dtype):
         """NC planes' buffer of dtype; NC = 0: the geometry alone (tasks prepare their own
-        rows, see _conv_tasks)."""
+        rows, see _conv_tasks and _wgrad_task)."""
         self.rows = rows
         self.top = top
         self.H = H
@@ -535,10 +537,11 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
     # taken m images at a time (so that a tile's lanes are added up once per m images).
     # Their kb output-gradient planes are first copied into dy (this thread's scratch), in
     # rows padded with zeros to whole vectors (ldy_row) as the microkernel needs. With own,
-    # x is the input itself (image pitch own.image), and the task pads each of its images'
-    # g.C channels into xs (this thread's scratch for m images) first, as _prepare would: for layers of one channel
-    # block per group (depthwise) no other task of the slot reads them, and they stay in
-    # cache instead of going to memory and back as a padded copy of the whole input.
+    # x is the input itself (image pitch own.image), and the task first pads each of its
+    # images' g.C channels into xs (this thread's scratch for m images) as _prepare would:
+    # for layers of one channel block per group (depthwise) no other task of the slot reads
+    # them, and they stay in cache instead of going to memory and back as a padded copy of
+    # the whole input.
     cdef fc_conv_geom g = shared[0]
     cdef Py_ssize_t n, p0, k, p, j, c, Qp = g.ldy_row, plane = P * Qp
     cdef const floating *xn

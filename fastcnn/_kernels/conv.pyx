@@ -180,8 +180,8 @@ cdef void _pack_into(const floating[:, ::1] w, Py_ssize_t Kg, floating[::1] out)
             out[k0 * U + u * kb + k - k0] = w[k, u]
 
 
-cdef Py_ssize_t[:, ::1] _row_taps(_Prepared prep, const Py_ssize_t[::1] taps, Py_ssize_t srow,
-                                  Py_ssize_t P, const floating[::1] wpack):
+cdef object _row_taps(_Prepared prep, const Py_ssize_t[::1] taps, Py_ssize_t srow,
+                      Py_ssize_t P, const floating[::1] wpack):
     """For each of P output rows, whose windows start srow prepared rows apart, the taps
     [lo, hi) that read rows of data (taps sorted by row, as _taps and backward_data make
     them): the others read padding alone, and the tiles skip them (LeNet-5's conv2 data
@@ -207,7 +207,7 @@ cdef Py_ssize_t[:, ::1] _row_taps(_Prepared prep, const Py_ssize_t[::1] taps, Py
     for i in range(wpack.shape[0]):
         if not (wpack[i] - wpack[i] == 0):  # inf or NaN
             return None
-    return rt
+    return out
 
 
 def _own_rows(Py_ssize_t outputs_per_group):
@@ -231,58 +231,73 @@ cdef void _tiles(const fc_conv_geom *g, const floating *x, const floating *wk, i
     fc_denormals_restore(csr)
 
 
-cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating[::1] wpack,
-                      const floating *bias, floating *y, Py_ssize_t N, Py_ssize_t G,
-                      Py_ssize_t Cg, Py_ssize_t Kg, Py_ssize_t P, Py_ssize_t Q,
-                      Py_ssize_t row_step, Py_ssize_t ldk, Py_ssize_t ldy_row,
-                      Py_ssize_t y_col_step, int n_threads,
-                      const floating[:, :, :, ::1] src=None, Py_ssize_t top=0,
-                      Py_ssize_t left=0):
-    # For each image n and group g: y[n, g*Kg + k] (P rows, Q columns; channel pitch ldk, row
-    # pitch ldy_row, column step y_col_step) = sum over the group's Cg prepared channels.
-    # One task per (image, group, channel block, row block); no two tasks share an output.
-    # With src (and prep holding no buffer), each task first prepares the rows it reads of
-    # src (padded top/left as _prepare would) into its thread's scratch: for layers of one
-    # channel block (depthwise, few output channels) no other task reads them, and the
-    # rows stay in cache instead of going to memory and back as a padded copy of the whole
-    # input.
-    cdef const floating *wp = &wpack[0]
+cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
+                 Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg, Py_ssize_t row_step,
+                 Py_ssize_t ldk, Py_ssize_t ldy_row, Py_ssize_t y_col_step, int n_threads,
+                 const floating[:, :, :, ::1] src=None, Py_ssize_t top=0, Py_ssize_t left=0):
+    # For each image n and group g, and each phase (taps, wpack, offset, P, Q) of phases:
+    # y[offset + n, g*Kg + k] (P rows, Q columns; channel pitch ldk, row pitch ldy_row,
+    # column step y_col_step) = sum over the group's Cg prepared channels of the phase's
+    # taps (the forward pass has one phase, a strided data gradient one per stride phase).
+    # One task per (image, group, channel block, row block), for every phase: no two tasks
+    # share an output. With src (and prep holding no buffer), each task first prepares the
+    # rows it reads of src (padded top/left as _prepare would) into its thread's scratch,
+    # once for all phases: for layers of one channel block (depthwise, few output channels)
+    # no other task reads them, and the rows stay in cache instead of going to memory and
+    # back as a padded copy of the whole input.
+    cdef Py_ssize_t nph = len(phases), ph, P = 0, Q = 0, t, offset, P_ph, Q_ph
+    cdef Py_ssize_t srow = row_step // prep.row_pitch
+    cdef Py_ssize_t tap_rows = 0    # (np.max on a memoryview took 19 us)
+    cdef Py_ssize_t[::1] tv
+    cdef const floating[::1] wv
+    cdef Py_ssize_t[:, ::1] row_taps
+    # each phase's geometry, and where its weights and outputs are: (offset, P, weights)
+    cdef unsigned char[::1] geo_bytes = np.zeros(nph * sizeof(fc_conv_geom), np.uint8)
+    cdef fc_conv_geom *geo = <fc_conv_geom *>&geo_bytes[0]
+    cdef Py_ssize_t[:, ::1] put = np.empty((nph, 3), np.intp)
+    keep = []
+    for ph in range(nph):
+        taps, wpack, offset, P_ph, Q_ph = phases[ph]
+        tv, wv = taps, wpack
+        P, Q = max(P, P_ph), max(Q, Q_ph)
+        for t in range(tv.shape[0]):
+            tap_rows = max(tap_rows, tv[t] // prep.row_pitch + 1)
+        rt = _row_taps(prep, tv, srow, P_ph, wv)
+        keep.append(rt)  # (geo points into it)
+        if rt is not None:
+            row_taps = rt
+        geo[ph].C = Cg
+        geo[ph].ntaps = tv.shape[0]
+        geo[ph].tap = &tv[0]
+        geo[ph].row_step = row_step
+        geo[ph].cols = Q_ph
+        geo[ph].ldk = ldk
+        geo[ph].ldy_row = ldy_row
+        geo[ph].y_col_step = y_col_step
+        geo[ph].row_taps = &row_taps[0, 0] if rt is not None else NULL
+        put[ph, 0], put[ph, 1], put[ph, 2] = offset, P_ph, <Py_ssize_t><size_t>&wv[0]
     cdef Py_ssize_t kblocks = (Kg + FC_KB - 1) // FC_KB
     cdef Py_ssize_t rb = max(1, min(P, TILE_PIXELS // max(Q, 1)))
     cdef Py_ssize_t rblocks = (P + rb - 1) // rb
     cdef Py_ssize_t ntasks = N * G * kblocks * rblocks, K = G * Kg
-    cdef Py_ssize_t task, n, g, kblk, rblk, k0, p0, c, a0, rows, i
+    cdef Py_ssize_t task, n, g, kblk, rblk, k0, p0, c, a0, rows
     cdef int kb
-    cdef fc_conv_geom geo
     cdef bint own = src is not None
     # own rows: a task's output rows p0 .. p0+rb-1 read prepared rows p0*srow on, tap_rows
     # deep; every channel of the scratch holds the most a task reads
-    cdef Py_ssize_t srow = row_step // prep.row_pitch
-    cdef Py_ssize_t tap_rows = 0    # (np.max on a memoryview took 19 us)
-    for i in range(taps.shape[0]):
-        tap_rows = max(tap_rows, taps[i] // prep.row_pitch + 1)
     cdef Py_ssize_t ldc_own = ((rb - 1) * srow + tap_rows) * prep.row_pitch
     cdef floating[:, ::1] scratch
     cdef floating[::1] buf
     cdef const floating *x = NULL
     cdef const floating *xt
-    cdef Py_ssize_t[:, ::1] row_taps = _row_taps(prep, taps, srow, P, wpack)
     if own:
         scratch = np.zeros((n_threads, Cg * ldc_own + FC_SLACK),
                            np.float32 if floating is float else np.float64)
     else:
         buf = prep.buffer
         x = &buf[0]
-    geo.C = Cg
-    geo.ntaps = taps.shape[0]
-    geo.tap = &taps[0]
-    geo.ldc = ldc_own if own else prep.plane
-    geo.row_step = row_step
-    geo.cols = Q
-    geo.ldk = ldk
-    geo.ldy_row = ldy_row
-    geo.y_col_step = y_col_step
-    geo.row_taps = &row_taps[0, 0] if row_taps is not None else NULL
+    for ph in range(nph):
+        geo[ph].ldc = ldc_own if own else prep.plane
     for task in prange(ntasks, nogil=True, schedule="static", num_threads=n_threads):
         rblk = task % rblocks
         kblk = (task // rblocks) % kblocks
@@ -301,8 +316,12 @@ cdef void _conv_tasks(_Prepared prep, const Py_ssize_t[::1] taps, const floating
                                prep.phase_len)
         else:
             xt = x + (n * G * Cg + g * Cg) * prep.plane + p0 * row_step
-        _task_tiles(&geo, p0, min(rb, P - p0), xt, wp + k0 * Cg * geo.ntaps, kb,
-                    bias + k0 if bias != NULL else NULL, y + (n * K + k0) * ldk + p0 * ldy_row)
+        for ph in range(nph):
+            if p0 < put[ph, 1]:
+                _task_tiles(&geo[ph], p0, min(rb, put[ph, 1] - p0), xt,
+                            <const floating *><size_t>put[ph, 2] + k0 * Cg * geo[ph].ntaps,
+                            kb, bias + k0 if bias != NULL else NULL,
+                            y + put[ph, 0] + (n * K + k0) * ldk + p0 * ldy_row)
 
 
 cdef void _task_tiles(const fc_conv_geom *shared, Py_ssize_t p0, Py_ssize_t rows,
@@ -426,11 +445,10 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
     cdef _Prepared prep = (_Prepared(rows, cols, sw, pt, x__nchw.shape[2], 0,
                                      np.asarray(x__nchw).dtype) if own else
                            _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads))
-    cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
-    wpack = _pack(np.asarray(w__kcrs), groups)
-    _conv_tasks(prep, taps, wpack, &bias__k[0] if bias__k.shape[0] else NULL,
-                &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, P, Q, sh * prep.row_pitch,
-                P * Q, Q, 1, n_threads, src, pt, pl)
+    phase = (_taps(prep, R, S, dh, dw), _pack(np.asarray(w__kcrs), groups), 0, P, Q)
+    _conv_tasks(prep, [phase], &bias__k[0] if bias__k.shape[0] else NULL,
+                &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, sh * prep.row_pitch, P * Q, Q,
+                1, n_threads, src, pt, pl)
 
 
 # ---------------------------------------------------------------------------- data gradient
@@ -485,6 +503,9 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
     # Taps in reverse kernel order, so that their offsets into gy rise: walking a tile's
     # rows and columns downwards (the plain order) ran the stem's gradient at a third of
     # the speed, as the loads kept missing the cache.
+    # One task computes every phase of its rows, so that it pads them (own rows) once: the
+    # stem's four phases each padding their rows again spent a fifth of the time copying.
+    phases = []
     for a in range(min(sh, H)):
         rs = [r for r in reversed(range(R)) if (a + pt - r * dh) % sh == 0]
         Ha = (H - a + sh - 1) // sh
@@ -494,13 +515,15 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
             if not rs or not ss:
                 gx_arr[:, :, a::sh, b::sw] = 0
                 continue
-            taps = np.array([((a + pt - r * dh) // sh + T) * prep.row_pitch
-                             + (b + pl - s * dw) // sw + L for r in rs for s in ss], np.intp)
+            phase_taps = np.array([((a + pt - r * dh) // sh + T) * prep.row_pitch
+                                   + (b + pl - s * dw) // sw + L for r in rs for s in ss],
+                                  np.intp)
             w_phase = w_arr[:, :, :, rs][:, :, :, :, ss].transpose(0, 2, 1, 3, 4)
-            wpack = _pack(w_phase.reshape(C, Kg, len(rs), len(ss)), groups)
-            _conv_tasks(prep, taps, wpack, NULL, gx + a * W + b, N, groups, Kg, Cg, Ha, Wb,
-                        prep.row_pitch, H * W, sh * W, sw, n_threads,
-                        src, T, L)
+            phases.append((phase_taps, _pack(w_phase.reshape(C, Kg, len(rs), len(ss)), groups),
+                           a * W + b, Ha, Wb))
+    if phases:
+        _conv_tasks(prep, phases, <floating *>NULL, gx, N, groups, Kg, Cg, prep.row_pitch,
+                    H * W, sh * W, sw, n_threads, src, T, L)
 
 
 # -------------------------------------------------------------------------- weight gradient

@@ -127,6 +127,29 @@ cdef void _prepare_plane(const floating *src, floating *dst, Py_ssize_t H, Py_ss
             memset(d + b1, 0, (phase_len - b1) * sizeof(floating))
 
 
+cdef struct _Pad:
+    # how a task pads its own rows of a source array, as _prepare would (_pad_planes): the
+    # source's plane sizes, its padding and the prepared planes' geometry
+    Py_ssize_t H, W, top, left, rows, phases, phase_len
+
+
+cdef _Pad _pad_of(_Prepared prep, Py_ssize_t W, Py_ssize_t left):
+    cdef _Pad pad
+    pad.H, pad.W, pad.top, pad.left = prep.H, W, prep.top, left
+    pad.rows, pad.phases, pad.phase_len = prep.rows, prep.phases, prep.phase_len
+    return pad
+
+
+cdef void _pad_planes(const _Pad *pad, const floating *src, Py_ssize_t planes, floating *dst,
+                      Py_ssize_t ldc, Py_ssize_t a0, Py_ssize_t rows) noexcept nogil:
+    # prepared rows a0 .. a0 + rows - 1 of `planes` consecutive source planes, into dst
+    # (plane pitch ldc)
+    cdef Py_ssize_t c
+    for c in range(planes):
+        _prepare_plane(src + c * pad.H * pad.W, dst + c * ldc, pad.H, pad.W, pad.top - a0,
+                       pad.left, rows, pad.phases, pad.phase_len)
+
+
 cdef _Prepared _prepare(const floating[:, :, :, ::1] src, Py_ssize_t top, Py_ssize_t left,
                         Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t phases, int n_threads):
     cdef Py_ssize_t NC = src.shape[0] * src.shape[1], H = src.shape[2], W = src.shape[3]
@@ -234,14 +257,14 @@ cdef void _tiles(const fc_conv_geom *g, const floating *x, const floating *wk, i
 cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
                  Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg, Py_ssize_t row_step,
                  Py_ssize_t ldk, Py_ssize_t ldy_row, Py_ssize_t y_col_step, int n_threads,
-                 const floating[:, :, :, ::1] src=None, Py_ssize_t top=0, Py_ssize_t left=0):
+                 const floating[:, :, :, ::1] src=None, Py_ssize_t left=0):
     # For each image n and group g, and each phase (taps, wpack, offset, P, Q) of phases:
     # y[offset + n, g*Kg + k] (P rows, Q columns; channel pitch ldk, row pitch ldy_row,
     # column step y_col_step) = sum over the group's Cg prepared channels of the phase's
     # taps (the forward pass has one phase, a strided data gradient one per stride phase).
     # One task per (image, group, channel block, row block), for every phase: no two tasks
     # share an output. With src (and prep holding no buffer), each task first prepares the
-    # rows it reads of src (padded top/left as _prepare would) into its thread's scratch,
+    # rows it reads of src (padded prep.top / left as _prepare would) into its thread's scratch,
     # once for all phases: for layers of one channel block (depthwise, few output channels)
     # no other task reads them, and the rows stay in cache instead of going to memory and
     # back as a padded copy of the whole input.
@@ -280,7 +303,7 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
     cdef Py_ssize_t rb = max(1, min(P, TILE_PIXELS // max(Q, 1)))
     cdef Py_ssize_t rblocks = (P + rb - 1) // rb
     cdef Py_ssize_t ntasks = N * G * kblocks * rblocks, K = G * Kg
-    cdef Py_ssize_t task, n, g, kblk, rblk, k0, p0, c, a0, rows
+    cdef Py_ssize_t task, n, g, kblk, rblk, k0, p0, a0, rows
     cdef int kb
     cdef bint own = src is not None
     # own rows: a task's output rows p0 .. p0+rb-1 read prepared rows p0*srow on, tap_rows
@@ -290,7 +313,9 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
     cdef floating[::1] buf
     cdef const floating *x = NULL
     cdef const floating *xt
+    cdef _Pad pad
     if own:
+        pad = _pad_of(prep, src.shape[3], left)
         scratch = np.zeros((n_threads, Cg * ldc_own + FC_SLACK),
                            np.float32 if floating is float else np.float64)
     else:
@@ -310,10 +335,8 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
             xt = &scratch[threadid(), 0]
             a0 = p0 * srow
             rows = min(prep.rows - a0, (min(rb, P - p0) - 1) * srow + tap_rows)
-            for c in range(Cg):
-                _prepare_plane(&src[n, g * Cg + c, 0, 0], &scratch[threadid(), c * ldc_own],
-                               src.shape[2], src.shape[3], top - a0, left, rows, prep.phases,
-                               prep.phase_len)
+            _pad_planes(&pad, &src[n, g * Cg, 0, 0], Cg, &scratch[threadid(), 0], ldc_own, a0,
+                        rows)
         else:
             xt = x + (n * G * Cg + g * Cg) * prep.plane + p0 * row_step
         for ph in range(nph):
@@ -448,7 +471,7 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
     phase = (_taps(prep, R, S, dh, dw), _pack(np.asarray(w__kcrs), groups), 0, P, Q)
     _conv_tasks(prep, [phase], &bias__k[0] if bias__k.shape[0] else NULL,
                 &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, sh * prep.row_pitch, P * Q, Q,
-                1, n_threads, src, pt, pl)
+                1, n_threads, src, pl)
 
 
 # ---------------------------------------------------------------------------- data gradient
@@ -523,7 +546,7 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
                            a * W + b, Ha, Wb))
     if phases:
         _conv_tasks(prep, phases, <floating *>NULL, gx, N, groups, Kg, Cg, prep.row_pitch,
-                    H * W, sh * W, sw, n_threads, src, T, L)
+                    H * W, sh * W, sw, n_threads, src, L)
 
 
 # -------------------------------------------------------------------------- weight gradient
@@ -545,33 +568,27 @@ cdef fc_conv_geom _wgrad_geom(_Prepared prep, const Py_ssize_t[::1] taps, Py_ssi
     return geo
 
 
-cdef struct _Own:
-    # how a task pads its own copy of x (see _wgrad_task): x's plane sizes and image pitch,
-    # its padding and the prepared planes' geometry
-    Py_ssize_t H, W, image, top, left, rows, phases, phase_len, plane
-
-
 cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
                       floating *dw, int kb, Py_ssize_t first_image, Py_ssize_t N,
                       Py_ssize_t gy_image, Py_ssize_t x_image, Py_ssize_t P, Py_ssize_t Q,
-                      Py_ssize_t rb, Py_ssize_t m, floating *dy, const _Own *own,
+                      Py_ssize_t rb, Py_ssize_t m, floating *dy, const _Pad *pad,
                       floating *xs) noexcept nogil:
     # dw[kb, C, taps] += the sums over images first_image, first_image + NSLOT, ... < N,
     # taken m images at a time (so that a tile's lanes are added up once per m images).
     # Their kb output-gradient planes are first copied into dy (this thread's scratch), in
-    # rows padded with zeros to whole vectors (ldy_row) as the microkernel needs. With own,
-    # x is the input itself (image pitch own.image), and the task first pads each of its
+    # rows padded with zeros to whole vectors (ldy_row) as the microkernel needs. With pad,
+    # x is the input itself (image pitch x_image), and the task first pads each of its
     # images' g.C channels into xs (this thread's scratch for m images) as _prepare would:
     # for layers of one channel block per group (depthwise) no other task of the slot reads
     # them, and they stay in cache instead of going to memory and back as a padded copy of
     # the whole input.
     cdef fc_conv_geom g = shared[0]
-    cdef Py_ssize_t n, p0, k, p, j, c, Qp = g.ldy_row, plane = P * Qp
+    cdef Py_ssize_t n, p0, k, p, j, Qp = g.ldy_row, plane = P * Qp
     cdef const floating *xn
     cdef unsigned csr
     memset(dy, 0, m * kb * plane * sizeof(floating))
     g.dy_image = kb * plane
-    g.x_image = g.C * own.plane if own != NULL else NSLOT * x_image
+    g.x_image = g.C * g.ldc if pad != NULL else NSLOT * x_image
     csr = fc_denormals_off()
     n = first_image
     while n < N:
@@ -582,12 +599,10 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
                     memcpy(dy + (j * kb + k) * plane + p * Qp,
                            gy + (n + j * NSLOT) * gy_image + (k * P + p) * Q,
                            Q * sizeof(floating))
-            if own != NULL:
-                for c in range(g.C):
-                    _prepare_plane(x + (n + j * NSLOT) * own.image + c * own.H * own.W,
-                                   xs + (j * g.C + c) * own.plane, own.H, own.W, own.top,
-                                   own.left, own.rows, own.phases, own.phase_len)
-        xn = xs if own != NULL else x + n * x_image
+            if pad != NULL:
+                _pad_planes(pad, x + (n + j * NSLOT) * x_image, g.C, xs + j * g.x_image, g.ldc,
+                            0, pad.rows)
+        xn = xs if pad != NULL else x + n * x_image
         p0 = 0
         while p0 < P:
             g.rows = min(rb, P - p0)
@@ -656,13 +671,12 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef fc_conv_geom geo = _wgrad_geom(prep, taps, Cg, R * S, sh, Q)
     geo.ldk = P * Qp
     geo.ldy_row = Qp
-    cdef _Own own
+    cdef _Pad pad
     cdef floating[:, ::1] own_scratch
+    # x's plane pitch: the input's own, or the prepared copy's
+    cdef Py_ssize_t x_plane = x__nchw.shape[2] * x__nchw.shape[3] if by_task else prep.plane
     if by_task:
-        own.H, own.W = x__nchw.shape[2], x__nchw.shape[3]
-        own.image = C * own.H * own.W
-        own.top, own.left, own.rows = pt, pl, prep.rows
-        own.phases, own.phase_len, own.plane = prep.phases, prep.phase_len, prep.plane
+        pad = _pad_of(prep, x__nchw.shape[3], pl)
         own_scratch = np.zeros((n_threads, m * Cg * prep.plane + FC_SLACK), gw.dtype)
     for task in prange(slots * groups * kblocks, nogil=True, schedule="static",
                        num_threads=n_threads):
@@ -672,10 +686,9 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
         k0 = g * Kg + kblk * WK
         kb = <int>min(WK, Kg - kblk * WK)
         _wgrad_task(&geo, gy + k0 * P * Q,
-                    x + g * Cg * (own.H * own.W if by_task else prep.plane),
-                    (out0 if slot == 0 else out1) + k0 * Cg * R * S, kb, slot, N,
-                    K * P * Q, C * prep.plane, P, Q, rb, m, &scratch[threadid(), 0],
-                    &own if by_task else NULL,
+                    x + g * Cg * x_plane, (out0 if slot == 0 else out1) + k0 * Cg * R * S,
+                    kb, slot, N, K * P * Q, C * x_plane, P, Q, rb, m, &scratch[threadid(), 0],
+                    &pad if by_task else NULL,
                     &own_scratch[threadid(), 0] if by_task else NULL)
     if slots > 1:
         gw += partial_arr[0]

@@ -95,6 +95,23 @@ void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk,
     DISPATCH(conv_tiles_f64, (g, x, wk, kb, bias, y));
 }
 
+int fc_conv_ct_block(int double_precision)
+{
+    return FC_CT_KV_MAX * fc_conv_lanes(double_precision);
+}
+
+void fc_conv_ctiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kn,
+                        const float *bias, float *y)
+{
+    DISPATCH(conv_ctiles_f32, (g, x, wk, kn, bias, y));
+}
+
+void fc_conv_ctiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kn,
+                        const double *bias, double *y)
+{
+    DISPATCH(conv_ctiles_f64, (g, x, wk, kn, bias, y));
+}
+
 void fc_conv_panels_f32(const fc_conv_geom *g, const float *x, const float *wk, int K,
                         const float *bias, float *y, ptrdiff_t p_begin, ptrdiff_t p_end)
 {

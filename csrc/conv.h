@@ -44,6 +44,8 @@
 #define FC_WU_MAX 4 /* (channel, tap) pairs per weight-gradient tile, at most */
 #define FC_WCL_NU_MAX 8 /* pairs per channels-last weight-gradient tile, at most */
 #define FC_WCL_KV_MAX 4 /* output-channel vectors per channels-last tile, at most */
+#define FC_CT_KV_MAX 2 /* output-channel vectors per channel tile */
+#define FC_CT_P_MAX 12 /* output positions per channel tile, at most */
 
 typedef struct {
     ptrdiff_t C;          /* input channels summed over */
@@ -73,6 +75,15 @@ void fc_conv_tiles_f32(const fc_conv_geom *g, const float *x, const float *wk, i
                        const float *bias, float *y);
 void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kb,
                        const double *bias, double *y);
+
+/* The same sums as fc_conv_tiles for kn <= fc_conv_ct_block output channels, vectorised along
+   them (see conv_kernel.inc): wk [C][ntaps][kv*VL] with kv = the vectors kn needs (zeros past
+   kn); every tap summed (row_taps ignored); bias: kn values or NULL. */
+int fc_conv_ct_block(int double_precision); /* output channels per channel tile */
+void fc_conv_ctiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kn,
+                        const float *bias, float *y);
+void fc_conv_ctiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kn,
+                        const double *bias, double *y);
 
 /* 1x1 convolution (stride 1, no padding) over x in pixel panels of fc_conv_panel_width
    elements: x[panel][c][lane] (C = g->C, the last panel zero-padded); panels p_begin ..

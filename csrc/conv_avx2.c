@@ -13,6 +13,7 @@
 #define WGRAD_K 4 /* 12 accumulators of 16 registers */
 #define WGRAD_U 3
 #define WGCL_ACC 10
+#define CT_ACC 12 /* + 2 weight vectors + 1 broadcast */
 #include "conv_types.inc"
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -14,6 +14,7 @@
 #define WGRAD_K 6 /* 24 accumulators of 32 registers */
 #define WGRAD_U 4
 #define WGCL_ACC 24
+#define CT_ACC 24
 #include "conv_types.inc"
 #if defined(__clang__)
 #pragma clang attribute pop

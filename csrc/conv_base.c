@@ -9,4 +9,5 @@
 #define WGRAD_K 4 /* 8 accumulators */
 #define WGRAD_U 2
 #define WGCL_ACC 10 /* + up to 2 channel vectors + 1 broadcast */
+#define CT_ACC 12 /* + 2 weight vectors + 1 broadcast */
 #include "conv_types.inc"

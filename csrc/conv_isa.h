@@ -41,6 +41,8 @@
     FC_ISA_FN void conv_panel_width_##S##_##ISA(int *elements);                               \
     FC_ISA_FN void conv_tiles_##S##_##ISA(const fc_conv_geom *g, const T *x, const T *wk,     \
                                           int kb, const T *bias, T *y);                       \
+    FC_ISA_FN void conv_ctiles_##S##_##ISA(const fc_conv_geom *g, const T *x, const T *wk,    \
+                                           int kn, const T *bias, T *y);                      \
     FC_ISA_FN void conv_panels_##S##_##ISA(const fc_conv_geom *g, const T *x, const T *wk,    \
                                            int K, const T *bias, T *y, ptrdiff_t p_begin,     \
                                            ptrdiff_t p_end);                                  \

@@ -65,6 +65,16 @@ def prepare(request):
     _conv.PREPARE = before
 
 
+@pytest.fixture(params=["positions", "channels"])
+def tiles(request):
+    """Run the test with each forward / data-gradient tile: along output positions or along
+    output channels (the shape picks one otherwise)."""
+    before = _conv.FORWARD_KERNEL
+    _conv.FORWARD_KERNEL = request.param
+    yield request.param
+    _conv.FORWARD_KERNEL = before
+
+
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def num_threads(request, threads):
     """Run the test on 1 and on 2 threads (`threads`, from conftest.py, restores the count)."""
@@ -102,8 +112,9 @@ class Case:
 
 
 # Output channels per group and extra input rows/columns: mostly small, sometimes past the
-# kernels' blocking (6 output channels, 16 output columns per tile).
-OUT_PER_GROUP = [1, 2, 3, 7]
+# kernels' blocking (6 output channels, 16 output columns per tile; channel tiles of 2
+# vectors, 8 or 16 channels with AVX2).
+OUT_PER_GROUP = [1, 2, 3, 7, 1, 2, 3, 17]
 BATCH = [1, 2, 3, 1, 2, 3, 0]  # N = 0 (empty output) in about one case in seven
 EXTRA_SIZE = [0, 1, 2, 3, 4, 5, 17, 34]
 
@@ -207,7 +218,7 @@ def pool_cases(draw, kind):
 
 @SWEEP
 @given(case=conv_cases())
-def test_conv2d_matches_reference(num_threads, prepare, case):
+def test_conv2d_matches_reference(num_threads, prepare, tiles, case):
     x, w, b = case.arrays["x"], case.arrays["weight"], case.arrays["bias"]
     magnitude = R.conv2d(abs(x), abs(w), None if b is None else abs(b), **case.kwargs)
     assert_close(F.conv2d(x, w, b, **case.kwargs), R.conv2d(x, w, b, **case.kwargs), magnitude,
@@ -225,7 +236,7 @@ def _conv_backward_both(case):
 
 @SWEEP
 @given(case=conv_cases())
-def test_conv2d_backward_grad_x_matches_reference(num_threads, prepare, case):
+def test_conv2d_backward_grad_x_matches_reference(num_threads, prepare, tiles, case):
     got, want, magnitude = _conv_backward_both(case)
     assert_close(got[0], want[0], magnitude[0], case.dtype)
 
@@ -257,6 +268,31 @@ def test_pointwise_conv_matches_reference(num_threads, N, C, H, W, K, kwargs, dt
     rng = np.random.default_rng(C * K + H)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((K, C // kwargs.get("groups", 1), 1, 1)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    y = R.conv2d(x, w, b, **kwargs)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    assert_close(F.conv2d(x, w, b, **kwargs), y, R.conv2d(abs(x), abs(w), abs(b), **kwargs),
+                 dtype)
+    got = F.conv2d_backward(gy, x, w, **kwargs)[0]
+    want = R.conv2d_backward(gy, x, w, **kwargs)[0]
+    assert_close(got, want, R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[0], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, C, H, W, K, kwargs", [
+    (2, 6, 14, 14, 16, {}),                          # LeNet-5's conv2: rows across, 16 channels
+    (2, 17, 9, 11, 9, {"padding": 1}),               # data gradient: blocks of 16 and 1
+    (3, 9, 8, 7, 33, {"stride": 2, "padding": 2}),   # 33 channels: 16, 16, 1; strided phases
+    (1, 12, 6, 13, 24, {"groups": 2, "dilation": (2, 1)}),
+    (2, 10, 3, 40, 20, {"stride": (1, 3)}),          # rows of more positions than a task's
+])
+def test_conv2d_channel_tiles_match_reference(num_threads, tiles, N, C, H, W, K, kwargs,
+                                              dtype):
+    """Forward and data gradient with more channels than the sweeps draw: channel tiles of
+    whole and partial vectors, in blocks of two vectors and a remainder (both tile kinds)."""
+    rng = np.random.default_rng(C * K + H)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // kwargs.get("groups", 1), 3, 3)).astype(dtype)
     b = rng.standard_normal(K).astype(dtype)
     y = R.conv2d(x, w, b, **kwargs)
     gy = rng.standard_normal(y.shape).astype(dtype)

@@ -34,6 +34,11 @@ cdef extern from "conv.h" nogil:
                            const float *bias, float *y)
     void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kb,
                            const double *bias, double *y)
+    int fc_conv_ct_block(int double_precision)
+    void fc_conv_ctiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kn,
+                            const float *bias, float *y)
+    void fc_conv_ctiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kn,
+                            const double *bias, double *y)
     int fc_conv_panel_width(int double_precision)
     void fc_conv_panels_f32(const fc_conv_geom *g, const float *x, const float *wk, int K,
                             const float *bias, float *y, Py_ssize_t p_begin, Py_ssize_t p_end)

@@ -11,9 +11,12 @@ prepares their operands and splits the work over OpenMP threads:
               (for column stride sw, phase f holds columns f, f+sw, ...), so that neighbouring
               output columns read neighbouring elements for any stride and dilation. Buffer
               size: one padded copy of the input (+ a few elements of slack at the end).
-  _pack       copies w into blocks of FC_KB output channels, [C/G][R*S][FC_KB] each, the order
-              in which the forward microkernel reads them.
-  forward     one task = (image, group, block of FC_KB output channels, block of rows); with
+  _pack       copies w into blocks of output channels, [C/G][R*S][block] each, the order in
+              which the forward microkernels read them: FC_KB channels for the tiles of
+              output positions (fc_conv_tiles), fc_conv_ct_block (zero-padded to whole
+              vectors) for the channel tiles (fc_conv_ctiles), which _conv_tasks picks where
+              rows of positions would fill the vectors worse than the channels do.
+  forward     one task = (image, group, block of output channels, block of rows); with
               one block per group each task pads its own rows instead (_conv_tasks).
   _panels /   a 1x1 convolution with stride 1 and no padding instead reads x in pixel panels:
   _panel_tasks runs of PW pixels, [C/G][PW] each, one contiguous run per tile; one task =
@@ -52,6 +55,10 @@ WGRAD_KERNEL = "auto"
 # _conv_tasks and _wgrad_task; not the channels-last weight gradient). The tests set it to
 # check both on every shape.
 PREPARE = "auto"
+# Which forward / data-gradient tile: "auto" (by shape, _channel_tiles_win), "positions"
+# (fc_conv_tiles, vectorised along output positions) or "channels" (fc_conv_ctiles, along
+# output channels). The tests set it to check both on every shape.
+FORWARD_KERNEL = "auto"
 
 
 _LEVELS = {"generic": 0, "avx2": 1, "avx512": 2}
@@ -179,28 +186,34 @@ def _taps(_Prepared prep, Py_ssize_t R, Py_ssize_t S, Py_ssize_t dh, Py_ssize_t 
     return taps
 
 
-def _pack(w__kcrs, Py_ssize_t groups):
-    """Weights (K, C/G, R, S) -> for each group, blocks of FC_KB of its output channels, each
-    [C/G][R*S][kb], flat: block (g, b) starts at (g*K/G + b*FC_KB) * C/G*R*S. (Loops in C: the
-    same in NumPy slices took 6 us a call, more than LeNet-5's conv1 layer spends in tiles
-    for one image.)"""
+def _pack(w__kcrs, Py_ssize_t groups, Py_ssize_t block=FC_KB, Py_ssize_t align=1):
+    """Weights (K, C/G, R, S) -> for each group, blocks of `block` of its output channels, each
+    [C/G][R*S][kb] with kb the block's channels rounded up to a multiple of `align` (zeros
+    past them), flat: with Kp = K/G rounded up to `align`, block (g, b) starts at
+    (g*Kp + b*block) * C/G*R*S. (Loops in C: the same in NumPy slices took 6 us a call, more
+    than LeNet-5's conv1 layer spends in tiles for one image.)"""
     K, Cg, R, S = w__kcrs.shape
     w = np.ascontiguousarray(w__kcrs).reshape(K, Cg * R * S)
-    out = np.empty(w.size, w.dtype)
+    Kp = (K // groups + align - 1) // align * align if groups else 0
+    out = np.zeros(groups * Kp * Cg * R * S, w.dtype) if Kp * groups != K else np.empty(
+        w.size, w.dtype)
     if w.dtype == np.float32:
-        _pack_into[float](w, K // groups, out)
+        _pack_into[float](w, K // groups, block, align, out)
     else:
-        _pack_into[double](w, K // groups, out)
+        _pack_into[double](w, K // groups, block, align, out)
     return out
 
 
-cdef void _pack_into(const floating[:, ::1] w, Py_ssize_t Kg, floating[::1] out) noexcept:
-    cdef Py_ssize_t U = w.shape[1], k, u, k0, kb
+cdef void _pack_into(const floating[:, ::1] w, Py_ssize_t Kg, Py_ssize_t block,
+                     Py_ssize_t align, floating[::1] out) noexcept:
+    cdef Py_ssize_t U = w.shape[1], Kp = (Kg + align - 1) // align * align, k, u, kg, k0, kb
     for k in range(w.shape[0]):
-        k0 = k - k % Kg % FC_KB                         # the first channel of k's block
-        kb = min(FC_KB, (k // Kg + 1) * Kg - k0)        # and the block's channels
+        kg = k % Kg                                     # k's channel in its group
+        k0 = kg - kg % block                            # the first channel of k's block
+        kb = min(block, Kg - k0)                        # and the block's channels,
+        kb = (kb + align - 1) // align * align          # rounded up
         for u in range(U):
-            out[k0 * U + u * kb + k - k0] = w[k, u]
+            out[(k // Kg * Kp + k0) * U + u * kb + kg - k0] = w[k, u]
 
 
 cdef object _row_taps(_Prepared prep, const Py_ssize_t[::1] taps, Py_ssize_t srow,
@@ -244,13 +257,45 @@ def _own_rows(Py_ssize_t outputs_per_group):
 
 # ---------------------------------------------------------------------------------- forward
 
+def _channel_tiles_win(Py_ssize_t Kg, Py_ssize_t sums, Py_ssize_t Q, Py_ssize_t row_step,
+                       Py_ssize_t lanes, Py_ssize_t width):
+    """Whether channel tiles (fc_conv_ctiles) should beat tiles of output positions
+    (fc_conv_tiles, `width` positions a tile) for Kg output channels per group, each a sum of
+    `sums` (channel, tap) pairs, over output rows of Q columns row_step apart in the input:
+    by the share of vector lanes each fills. Rows of positions waste the columns between
+    rows where tiles run across row ends, and otherwise the last vector's idle lanes; channel
+    tiles waste the last vector's idle channels, and need a fifth more of the lanes filled
+    to win (measured, 2 threads: LeNet-5's conv2, 1.4 times the lanes, 1.3x as fast; the
+    ResNet 3x3 layer, 1.07 times, 0.95x; the VGG one, 1.04 times, 0.87x: their weights,
+    16 channels at a time, no longer fit in L1). Both need sums of a few vectors (channel
+    tiles store each output on its own)."""
+    if FORWARD_KERNEL not in ("auto", "positions", "channels"):
+        raise ValueError(f"FORWARD_KERNEL must be 'auto', 'positions' or 'channels', "
+                         f"got {FORWARD_KERNEL!r}")
+    if FORWARD_KERNEL != "auto":
+        return FORWARD_KERNEL == "channels"
+    if Kg < lanes or sums < 4 * lanes:
+        return False
+    across = row_step < (Q + width - 1) // width * width  # as fc_conv_tiles decides
+    cdef double fill_positions = (<double>Q / row_step if across else
+                                  <double>Q / ((Q + lanes - 1) // lanes * lanes))
+    cdef double fill_channels = <double>Kg / ((Kg + lanes - 1) // lanes * lanes)
+    return fill_channels > 1.2 * fill_positions
+
+
 cdef void _tiles(const fc_conv_geom *g, const floating *x, const floating *wk, int kb,
-                 const floating *bias, floating *y) noexcept nogil:
+                 const floating *bias, floating *y, bint chan) noexcept nogil:
     cdef unsigned csr = fc_denormals_off()
     if floating is float:
-        fc_conv_tiles_f32(g, x, wk, kb, bias, y)
+        if chan:
+            fc_conv_ctiles_f32(g, x, wk, kb, bias, y)
+        else:
+            fc_conv_tiles_f32(g, x, wk, kb, bias, y)
     else:
-        fc_conv_tiles_f64(g, x, wk, kb, bias, y)
+        if chan:
+            fc_conv_ctiles_f64(g, x, wk, kb, bias, y)
+        else:
+            fc_conv_tiles_f64(g, x, wk, kb, bias, y)
     fc_denormals_restore(csr)
 
 
@@ -258,10 +303,12 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
                  Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg, Py_ssize_t row_step,
                  Py_ssize_t ldk, Py_ssize_t ldy_row, Py_ssize_t y_col_step, int n_threads,
                  const floating[:, :, :, ::1] src=None, Py_ssize_t left=0):
-    # For each image n and group g, and each phase (taps, wpack, offset, P, Q) of phases:
+    # For each image n and group g, and each phase (taps, w, offset, P, Q) of phases:
     # y[offset + n, g*Kg + k] (P rows, Q columns; channel pitch ldk, row pitch ldy_row,
     # column step y_col_step) = sum over the group's Cg prepared channels of the phase's
-    # taps (the forward pass has one phase, a strided data gradient one per stride phase).
+    # taps with the weights w (G*Kg, Cg, taps' rows, taps' columns) (the forward pass has one
+    # phase, a strided data gradient one per stride phase). The tiles run along output
+    # positions or along output channels, as _channel_tiles_win picks for the shape.
     # One task per (image, group, channel block, row block), for every phase: no two tasks
     # share an output. With src (and prep holding no buffer), each task first prepares the
     # rows it reads of src (padded prep.top / left as _prepare would) into its thread's scratch,
@@ -279,10 +326,20 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
     cdef fc_conv_geom *geo = <fc_conv_geom *>&geo_bytes[0]
     cdef Py_ssize_t[:, ::1] put = np.empty((nph, 3), np.intp)
     keep = []
+    cdef Py_ssize_t most_taps = 0
     for ph in range(nph):
-        taps, wpack, offset, P_ph, Q_ph = phases[ph]
+        P, Q = max(P, phases[ph][3]), max(Q, phases[ph][4])
+        most_taps = max(most_taps, len(phases[ph][0]))
+    cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
+    cdef bint chan = _channel_tiles_win(Kg, Cg * most_taps, Q, row_step, lanes,
+                                        fc_conv_panel_width(floating is double))
+    cdef Py_ssize_t cb = fc_conv_ct_block(floating is double) if chan else FC_KB
+    cdef Py_ssize_t Kgp = (Kg + lanes - 1) // lanes * lanes if chan else Kg  # packed, per group
+    for ph in range(nph):
+        taps, w, offset, P_ph, Q_ph = phases[ph]
+        wpack = _pack(w, G, cb, lanes if chan else 1)
+        keep.append(wpack)
         tv, wv = taps, wpack
-        P, Q = max(P, P_ph), max(Q, Q_ph)
         for t in range(tv.shape[0]):
             tap_rows = max(tap_rows, tv[t] // prep.row_pitch + 1)
         rt = _row_taps(prep, tv, srow, P_ph, wv)
@@ -299,7 +356,7 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
         geo[ph].y_col_step = y_col_step
         geo[ph].row_taps = &row_taps[0, 0] if rt is not None else NULL
         put[ph, 0], put[ph, 1], put[ph, 2] = offset, P_ph, <Py_ssize_t><size_t>&wv[0]
-    cdef Py_ssize_t kblocks = (Kg + FC_KB - 1) // FC_KB
+    cdef Py_ssize_t kblocks = (Kg + cb - 1) // cb
     cdef Py_ssize_t rb = max(1, min(P, TILE_PIXELS // max(Q, 1)))
     cdef Py_ssize_t rblocks = (P + rb - 1) // rb
     cdef Py_ssize_t ntasks = N * G * kblocks * rblocks, K = G * Kg
@@ -328,8 +385,8 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
         kblk = (task // rblocks) % kblocks
         g = (task // (rblocks * kblocks)) % G
         n = task // (rblocks * kblocks * G)
-        k0 = g * Kg + kblk * FC_KB
-        kb = <int>min(FC_KB, Kg - kblk * FC_KB)
+        k0 = g * Kg + kblk * cb
+        kb = <int>min(cb, Kg - kblk * cb)
         p0 = rblk * rb
         if own:
             xt = &scratch[threadid(), 0]
@@ -342,20 +399,21 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
         for ph in range(nph):
             if p0 < put[ph, 1]:
                 _task_tiles(&geo[ph], p0, min(rb, put[ph, 1] - p0), xt,
-                            <const floating *><size_t>put[ph, 2] + k0 * Cg * geo[ph].ntaps,
+                            <const floating *><size_t>put[ph, 2]
+                            + (g * Kgp + kblk * cb) * Cg * geo[ph].ntaps,
                             kb, bias + k0 if bias != NULL else NULL,
-                            y + put[ph, 0] + (n * K + k0) * ldk + p0 * ldy_row)
+                            y + put[ph, 0] + (n * K + k0) * ldk + p0 * ldy_row, chan)
 
 
 cdef void _task_tiles(const fc_conv_geom *shared, Py_ssize_t p0, Py_ssize_t rows,
                       const floating *x, const floating *wk, int kb, const floating *bias,
-                      floating *y) noexcept nogil:
+                      floating *y, bint chan) noexcept nogil:
     # output rows p0 .. p0 + rows - 1
     cdef fc_conv_geom g = shared[0]
     g.rows = rows
     if g.row_taps != NULL:
         g.row_taps = g.row_taps + 2 * p0
-    _tiles(&g, x, wk, kb, bias, y)
+    _tiles(&g, x, wk, kb, bias, y, chan)
 
 
 # ------------------------------------------------------------------------ 1x1 in panels
@@ -468,7 +526,7 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
     cdef _Prepared prep = (_Prepared(rows, cols, sw, pt, x__nchw.shape[2], 0,
                                      np.asarray(x__nchw).dtype) if own else
                            _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads))
-    phase = (_taps(prep, R, S, dh, dw), _pack(np.asarray(w__kcrs), groups), 0, P, Q)
+    phase = (_taps(prep, R, S, dh, dw), np.asarray(w__kcrs), 0, P, Q)
     _conv_tasks(prep, [phase], &bias__k[0] if bias__k.shape[0] else NULL,
                 &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, sh * prep.row_pitch, P * Q, Q,
                 1, n_threads, src, pl)
@@ -542,8 +600,8 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
                                    + (b + pl - s * dw) // sw + L for r in rs for s in ss],
                                   np.intp)
             w_phase = w_arr[:, :, :, rs][:, :, :, :, ss].transpose(0, 2, 1, 3, 4)
-            phases.append((phase_taps, _pack(w_phase.reshape(C, Kg, len(rs), len(ss)), groups),
-                           a * W + b, Ha, Wb))
+            phases.append((phase_taps, w_phase.reshape(C, Kg, len(rs), len(ss)), a * W + b, Ha,
+                           Wb))
     if phases:
         _conv_tasks(prep, phases, <floating *>NULL, gx, N, groups, Kg, Cg, prep.row_pitch,
                     H * W, sh * W, sw, n_threads, src, L)

@@ -249,6 +249,22 @@ def test_conv2d_backward_grad_weight_matches_reference(num_threads, wgrad_kernel
     assert_close(got[1], want[1], magnitude[1], case.dtype)
 
 
+def _check_forward_and_grad_x(N, C, H, W, K, size, kwargs, dtype):
+    """conv2d and its data gradient against the reference on random (N, C, H, W) input and
+    K size x size filters."""
+    rng = np.random.default_rng(C * K + H)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // kwargs.get("groups", 1), size, size)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    y = R.conv2d(x, w, b, **kwargs)
+    gy = rng.standard_normal(y.shape).astype(dtype)
+    assert_close(F.conv2d(x, w, b, **kwargs), y, R.conv2d(abs(x), abs(w), abs(b), **kwargs),
+                 dtype)
+    got = F.conv2d_backward(gy, x, w, **kwargs)[0]
+    want = R.conv2d_backward(gy, x, w, **kwargs)[0]
+    assert_close(got, want, R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[0], dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, C, H, W, K, kwargs", [
     (2, 3, 1, 1, 2, {}),                 # one pixel: one panel, mostly zero padding
@@ -265,17 +281,7 @@ def test_conv2d_backward_grad_weight_matches_reference(num_threads, wgrad_kernel
 def test_pointwise_conv_matches_reference(num_threads, N, C, H, W, K, kwargs, dtype):
     """1x1 convolutions: with stride 1 and no padding the forward and data gradient read x
     (or the output gradient) in pixel panels, a path of their own; the others must not."""
-    rng = np.random.default_rng(C * K + H)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((K, C // kwargs.get("groups", 1), 1, 1)).astype(dtype)
-    b = rng.standard_normal(K).astype(dtype)
-    y = R.conv2d(x, w, b, **kwargs)
-    gy = rng.standard_normal(y.shape).astype(dtype)
-    assert_close(F.conv2d(x, w, b, **kwargs), y, R.conv2d(abs(x), abs(w), abs(b), **kwargs),
-                 dtype)
-    got = F.conv2d_backward(gy, x, w, **kwargs)[0]
-    want = R.conv2d_backward(gy, x, w, **kwargs)[0]
-    assert_close(got, want, R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[0], dtype)
+    _check_forward_and_grad_x(N, C, H, W, K, 1, kwargs, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -290,17 +296,7 @@ def test_conv2d_channel_tiles_match_reference(num_threads, tiles, N, C, H, W, K,
                                               dtype):
     """Forward and data gradient with more channels than the sweeps draw: channel tiles of
     whole and partial vectors, in blocks of two vectors and a remainder (both tile kinds)."""
-    rng = np.random.default_rng(C * K + H)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    w = rng.standard_normal((K, C // kwargs.get("groups", 1), 3, 3)).astype(dtype)
-    b = rng.standard_normal(K).astype(dtype)
-    y = R.conv2d(x, w, b, **kwargs)
-    gy = rng.standard_normal(y.shape).astype(dtype)
-    assert_close(F.conv2d(x, w, b, **kwargs), y, R.conv2d(abs(x), abs(w), abs(b), **kwargs),
-                 dtype)
-    got = F.conv2d_backward(gy, x, w, **kwargs)[0]
-    want = R.conv2d_backward(gy, x, w, **kwargs)[0]
-    assert_close(got, want, R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[0], dtype)
+    _check_forward_and_grad_x(N, C, H, W, K, 3, kwargs, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

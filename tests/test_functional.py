@@ -300,6 +300,24 @@ def test_conv2d_channel_tiles_match_reference(num_threads, tiles, N, C, H, W, K,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H, W, kwargs", [
+    (14, 14, {}),                        # the windows cover x
+    (15, 16, {"stride": (2, 1)}),        # the last row and columns are in no window
+    (9, 12, {"dilation": (1, 2)}),
+])
+def test_conv2d_reads_an_unpadded_read_only_input_in_place(num_threads, tiles, H, W, kwargs,
+                                                           dtype):
+    """Without padding and with column stride 1, channel tiles read x itself, rows W apart,
+    and nothing past the windows (x ends where the array does)."""
+    rng = np.random.default_rng(H * W)
+    x = rng.standard_normal((3, 6, H, W)).astype(dtype)
+    x.setflags(write=False)
+    w = rng.standard_normal((16, 6, 3, 3)).astype(dtype)
+    assert_close(F.conv2d(x, w, **kwargs), R.conv2d(x, w, **kwargs),
+                 R.conv2d(abs(x), abs(w), **kwargs), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, H, W, kwargs", [
     (7, 5, 6, {"padding": 1}),                          # several small images per kernel call
     (9, 3, 17, {"stride": 2, "padding": (1, 2)}),       # and an odd image count per slot

@@ -10,7 +10,9 @@ prepares their operands and splits the work over OpenMP threads:
   _prepare    copies x once into a zero-padded buffer whose rows are split into column phases
               (for column stride sw, phase f holds columns f, f+sw, ...), so that neighbouring
               output columns read neighbouring elements for any stride and dilation. Buffer
-              size: one padded copy of the input (+ a few elements of slack at the end).
+              size: one padded copy of the input (+ a few elements of slack at the end). The
+              forward's channel tiles read x itself where it needs neither (no padding,
+              column stride 1).
   _pack       copies w into blocks of output channels, [C/G][R*S][block] each, the order in
               which the forward microkernels read them: FC_KB channels for the tiles of
               output positions (fc_conv_tiles), fc_conv_ct_block (zero-padded to whole
@@ -301,14 +303,14 @@ cdef void _tiles(const fc_conv_geom *g, const floating *x, const floating *wk, i
 
 cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
                  Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg, Py_ssize_t row_step,
-                 Py_ssize_t ldk, Py_ssize_t ldy_row, Py_ssize_t y_col_step, int n_threads,
-                 const floating[:, :, :, ::1] src=None, Py_ssize_t left=0):
+                 Py_ssize_t ldk, Py_ssize_t ldy_row, Py_ssize_t y_col_step, bint chan,
+                 int n_threads, const floating[:, :, :, ::1] src=None, Py_ssize_t left=0):
     # For each image n and group g, and each phase (taps, w, offset, P, Q) of phases:
     # y[offset + n, g*Kg + k] (P rows, Q columns; channel pitch ldk, row pitch ldy_row,
     # column step y_col_step) = sum over the group's Cg prepared channels of the phase's
     # taps with the weights w (G*Kg, Cg, taps' rows, taps' columns) (the forward pass has one
-    # phase, a strided data gradient one per stride phase). The tiles run along output
-    # positions or along output channels, as _channel_tiles_win picks for the shape.
+    # phase, a strided data gradient one per stride phase), in tiles along output channels
+    # (chan: fc_conv_ctiles) or along output positions.
     # One task per (image, group, channel block, row block), for every phase: no two tasks
     # share an output. With src (and prep holding no buffer), each task first prepares the
     # rows it reads of src (padded prep.top / left as _prepare would) into its thread's scratch,
@@ -326,13 +328,9 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
     cdef fc_conv_geom *geo = <fc_conv_geom *>&geo_bytes[0]
     cdef Py_ssize_t[:, ::1] put = np.empty((nph, 3), np.intp)
     keep = []
-    cdef Py_ssize_t most_taps = 0
     for ph in range(nph):
         P, Q = max(P, phases[ph][3]), max(Q, phases[ph][4])
-        most_taps = max(most_taps, len(phases[ph][0]))
     cdef Py_ssize_t lanes = fc_conv_lanes(floating is double)
-    cdef bint chan = _channel_tiles_win(Kg, Cg * most_taps, Q, row_step, lanes,
-                                        fc_conv_panel_width(floating is double))
     cdef Py_ssize_t cb = fc_conv_ct_block(floating is double) if chan else FC_KB
     cdef Py_ssize_t Kgp = (Kg + lanes - 1) // lanes * lanes if chan else Kg  # packed, per group
     for ph in range(nph):
@@ -367,7 +365,7 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
     # deep; every channel of the scratch holds the most a task reads
     cdef Py_ssize_t ldc_own = ((rb - 1) * srow + tap_rows) * prep.row_pitch
     cdef floating[:, ::1] scratch
-    cdef floating[::1] buf
+    cdef const floating[::1] buf
     cdef const floating *x = NULL
     cdef const floating *xt
     cdef _Pad pad
@@ -519,17 +517,29 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
                      &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, P * Q, PW, n_threads)
         return
     # rows and columns the windows reach, so the prepared copy covers every read
+    cdef Py_ssize_t H = x__nchw.shape[2], W = x__nchw.shape[3]
     cdef Py_ssize_t rows = (P - 1) * sh + (R - 1) * dh + 1
     cdef Py_ssize_t cols = (Q - 1) * sw + (S - 1) * dw + 1
-    cdef bint own = _own_rows(K // groups)
+    cdef bint chan = _channel_tiles_win(K // groups, Cg * R * S, Q,
+                                        sh * ((cols + sw - 1) // sw * sw),
+                                        fc_conv_lanes(floating is double), PW)
+    # Channel tiles read nothing but the windows' elements: with no padding and column
+    # stride 1, x itself is the prepared input (its rows W apart), and no copy is made.
+    cdef bint direct = chan and pt == 0 and pl == 0 and sw == 1 and rows <= H and cols <= W
+    cdef bint own = not direct and _own_rows(K // groups)
     cdef const floating[:, :, :, ::1] src = x__nchw if own else None
-    cdef _Prepared prep = (_Prepared(rows, cols, sw, pt, x__nchw.shape[2], 0,
-                                     np.asarray(x__nchw).dtype) if own else
-                           _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads))
+    cdef _Prepared prep
+    if direct:
+        prep = _Prepared(H, W, 1, 0, H, 0, np.asarray(x__nchw).dtype)
+        prep.buffer = np.asarray(x__nchw).reshape(-1)
+    elif own:
+        prep = _Prepared(rows, cols, sw, pt, H, 0, np.asarray(x__nchw).dtype)
+    else:
+        prep = _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads)
     phase = (_taps(prep, R, S, dh, dw), np.asarray(w__kcrs), 0, P, Q)
     _conv_tasks(prep, [phase], &bias__k[0] if bias__k.shape[0] else NULL,
                 &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, sh * prep.row_pitch, P * Q, Q,
-                1, n_threads, src, pl)
+                1, chan, n_threads, src, pl)
 
 
 # ---------------------------------------------------------------------------- data gradient
@@ -602,9 +612,13 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
             w_phase = w_arr[:, :, :, rs][:, :, :, :, ss].transpose(0, 2, 1, 3, 4)
             phases.append((phase_taps, w_phase.reshape(C, Kg, len(rs), len(ss)), a * W + b, Ha,
                            Wb))
-    if phases:
-        _conv_tasks(prep, phases, <floating *>NULL, gx, N, groups, Kg, Cg, prep.row_pitch,
-                    H * W, sh * W, sw, n_threads, src, L)
+    if not phases:
+        return
+    cdef bint chan = _channel_tiles_win(Cg, Kg * max([len(p[0]) for p in phases]),
+                                        max([p[4] for p in phases]), prep.row_pitch,
+                                        fc_conv_lanes(floating is double), PW)
+    _conv_tasks(prep, phases, <floating *>NULL, gx, N, groups, Kg, Cg, prep.row_pitch, H * W,
+                sh * W, sw, chan, n_threads, src, L)
 
 
 # -------------------------------------------------------------------------- weight gradient

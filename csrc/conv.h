@@ -116,6 +116,13 @@ void fc_conv_wgcl_f32(const fc_conv_geom *g, const float *dyt, const float *x, i
 void fc_conv_wgcl_f64(const fc_conv_geom *g, const double *dyt, const double *x, int kv,
                       ptrdiff_t u_begin, ptrdiff_t u_end, double *dwt);
 
+/* One prepared plane: dst[a][f][b] = src[a - top][b*phases + f - left] (src H x W), zero
+   outside src, for rows a < rows, column phases f < phases of phase_len elements each. */
+void fc_pad_plane_f32(const float *src, float *dst, ptrdiff_t H, ptrdiff_t W, ptrdiff_t top,
+                      ptrdiff_t left, ptrdiff_t rows, ptrdiff_t phases, ptrdiff_t phase_len);
+void fc_pad_plane_f64(const double *src, double *dst, ptrdiff_t H, ptrdiff_t W, ptrdiff_t top,
+                      ptrdiff_t left, ptrdiff_t rows, ptrdiff_t phases, ptrdiff_t phase_len);
+
 /* Flush denormals to zero (FTZ/DAZ) for the calling thread; returns the state to restore. */
 unsigned fc_denormals_off(void);
 void fc_denormals_restore(unsigned state);

@@ -49,5 +49,11 @@ cdef extern from "conv.h" nogil:
                            float *dw)
     void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,
                            double *dw)
+    void fc_pad_plane_f32(const float *src, float *dst, Py_ssize_t H, Py_ssize_t W,
+                          Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows, Py_ssize_t phases,
+                          Py_ssize_t phase_len)
+    void fc_pad_plane_f64(const double *src, double *dst, Py_ssize_t H, Py_ssize_t W,
+                          Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows, Py_ssize_t phases,
+                          Py_ssize_t phase_len)
     unsigned fc_denormals_off()
     void fc_denormals_restore(unsigned state)

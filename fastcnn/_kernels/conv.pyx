@@ -107,33 +107,14 @@ cdef class _Prepared:
         self.buffer = np.empty(NC * self.plane + FC_SLACK, dtype=dtype) if NC else None
 
 
-cdef void _prepare_plane(const floating *src, floating *dst, Py_ssize_t H, Py_ssize_t W,
-                         Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows, Py_ssize_t phases,
-                         Py_ssize_t phase_len) noexcept nogil:
-    # dst[a, f, b] = src[a - top, b*phases + f - left], zero outside src: per row and phase,
-    # zeros, then the valid run b0 <= b < b1 (a memcpy when phases == 1), then zeros.
-    cdef Py_ssize_t a, f, b, h, b0, b1
-    cdef floating *d
-    cdef const floating *s
-    for a in range(rows):
-        h = a - top
-        for f in range(phases):
-            d = dst + (a * phases + f) * phase_len
-            b0, b1 = 0, 0
-            if 0 <= h < H:  # w = b*phases + f - left is inside [0, W) for b0 <= b < b1
-                b0 = max(0, (left - f + phases - 1) // phases)
-                b1 = min(phase_len, (W + left - f + phases - 1) // phases)
-            if b1 <= b0:
-                memset(d, 0, phase_len * sizeof(floating))
-                continue
-            memset(d, 0, b0 * sizeof(floating))
-            s = src + h * W + b0 * phases + f - left    # the run's first element
-            if phases == 1:
-                memcpy(d + b0, s, (b1 - b0) * sizeof(floating))
-            else:
-                for b in range(b1 - b0):
-                    d[b0 + b] = s[b * phases]
-            memset(d + b1, 0, (phase_len - b1) * sizeof(floating))
+cdef inline void _prepare_plane(const floating *src, floating *dst, Py_ssize_t H,
+                                Py_ssize_t W, Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows,
+                                Py_ssize_t phases, Py_ssize_t phase_len) noexcept nogil:
+    # dst[a, f, b] = src[a - top, b*phases + f - left], zero outside src (conv.h)
+    if floating is float:
+        fc_pad_plane_f32(src, dst, H, W, top, left, rows, phases, phase_len)
+    else:
+        fc_pad_plane_f64(src, dst, H, W, top, left, rows, phases, phase_len)
 
 
 cdef struct _Pad:

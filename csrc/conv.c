@@ -151,7 +151,8 @@ void fc_conv_wgcl_f64(const fc_conv_geom *g, const double *dyt, const double *x,
 /* ---- padded copies ------------------------------------------------------------------------ */
 /* Loops, not memset and memcpy: the rows of small layers are a few dozen elements, and the
    library calls' fixed cost was most of the copy (the CIFAR first layer's data gradient, rows
-   of 32, spent 40% of its time padding). GCC would turn the loops back into those calls. */
+   of 32, spent 40% of its time padding). GCC would turn the loops back into those calls
+   (Clang's loop idioms still do: correct, only slower). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define FC_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #else
@@ -178,8 +179,8 @@ void fc_conv_wgcl_f64(const fc_conv_geom *g, const double *dyt, const double *x,
                 }                                                                            \
                 if (b1 > b0) /* the run's first element */                                   \
                     s = src + h * W + b0 * phases + f - left;                                \
-                else                                                                         \
-                    b1 = b0;                                                                 \
+                else /* no data in this row: all zeros (b0 may lie past phase_len) */        \
+                    b0 = b1 = 0;                                                             \
                 for (b = 0; b < b0; b++)                                                     \
                     d[b] = 0;                                                                \
                 if (phases == 1)                                                             \

@@ -1,7 +1,8 @@
 /* Register-blocked direct convolution microkernels. Plain C, no Python.h.
  *
- * One routine, `fc_conv_tiles_*`, serves the forward pass and the data gradient: it computes
- * a block of output rows for up to FC_KB output channels as
+ * `fc_conv_tiles_*` serves the forward pass and the data gradient (as does `fc_conv_ctiles_*`,
+ * the same sums vectorised along output channels, below): it computes a block of output rows
+ * for up to FC_KB output channels as
  *
  *     y[kb, i, j] = bias[kb] + sum_{c < C, t < ntaps} w[c, t, kb] * x[c*ldc + i*row_step + j + tap[t]]
  *

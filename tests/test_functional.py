@@ -287,10 +287,10 @@ def test_pointwise_conv_matches_reference(num_threads, N, C, H, W, K, kwargs, dt
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, C, H, W, K, kwargs", [
     (2, 6, 14, 14, 16, {}),                          # LeNet-5's conv2: rows across, 16 channels
-    (2, 17, 9, 11, 9, {"padding": 1}),               # data gradient: blocks of 16 and 1
-    (3, 9, 8, 7, 33, {"stride": 2, "padding": 2}),   # 33 channels: 16, 16, 1; strided phases
+    (2, 17, 9, 11, 9, {"padding": 1}),               # data gradient: 16 and 1 (AVX2 float32)
+    (3, 9, 8, 7, 33, {"stride": 2, "padding": 2}),   # 33: 16, 16, 1 (AVX2 float32); phases
     (1, 12, 6, 13, 24, {"groups": 2, "dilation": (2, 1)}),
-    (2, 10, 3, 40, 20, {"stride": (1, 3)}),          # rows of more positions than a task's
+    (2, 10, 3, 40, 20, {"stride": (1, 3)}),          # rows of more positions than a tile's
 ])
 def test_conv2d_channel_tiles_match_reference(num_threads, tiles, N, C, H, W, K, kwargs,
                                               dtype):
@@ -302,7 +302,7 @@ def test_conv2d_channel_tiles_match_reference(num_threads, tiles, N, C, H, W, K,
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("H, W, kwargs", [
     (14, 14, {}),                        # the windows cover x
-    (15, 16, {"stride": (2, 1)}),        # the last row and columns are in no window
+    (16, 16, {"stride": (2, 1)}),        # the last row is in no window
     (9, 12, {"dilation": (1, 2)}),
 ])
 def test_conv2d_reads_an_unpadded_read_only_input_in_place(num_threads, tiles, H, W, kwargs,

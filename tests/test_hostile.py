@@ -386,6 +386,22 @@ def test_conv2d_nonfinite_weight_still_meets_the_padding(r, value, dtype):
     assert_same_values(F.conv2d_backward(gy, x, w, padding=1)[0], want_gx, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K", [1, 8], ids=["rows-per-task", "whole-copy"])
+def test_conv2d_left_padding_past_every_window_is_not_written_past_its_row(K, dtype):
+    """One output column (its stride then counts as 1) with a left padding far wider than the
+    rows the windows reach: the padded rows are 1 element long and hold none of x. Padding
+    them once wrote the left padding's 200 zeros regardless, past the buffers' ends (found
+    by valgrind; the sanitizer run of this suite catches it)."""
+    x = np.ones((1, 1, 1, 1), dtype)
+    w = np.ones((K, 1, 1, 1), dtype)
+    kw = {"padding": (0, 200), "stride": (1, 1000)}
+    assert_same_values(F.conv2d(x, w, **kw), R.conv2d(x, w, **kw), dtype)
+    gy = np.ones((1, K, 1, 1), dtype)
+    for got, want in zip(F.conv2d_backward(gy, x, w, **kw), R.conv2d_backward(gy, x, w, **kw)):
+        assert_same_values(got, want, dtype)
+
+
 @pytest.mark.parametrize("value", NONFINITE)
 def test_pooling_gradients_carry_nonfinite_grad_y_like_reference(value):
     x = np.random.default_rng(0).standard_normal((2, 2, 7, 6))

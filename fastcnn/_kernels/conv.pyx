@@ -16,7 +16,7 @@ prepares their operands and splits the work over OpenMP threads:
   _pack       copies w into blocks of output channels, [C/G][R*S][block] each, the order in
               which the forward microkernels read them: FC_KB channels for the tiles of
               output positions (fc_conv_tiles), fc_conv_ct_block (zero-padded to whole
-              vectors) for the channel tiles (fc_conv_ctiles), which _conv_tasks picks where
+              vectors) for the channel tiles (fc_conv_ctiles), which forward and backward_data pick where
               rows of positions would fill the vectors worse than the channels do.
   forward     one task = (image, group, block of output channels, block of rows); with
               one block per group each task pads its own rows instead (_conv_tasks).

@@ -16,8 +16,9 @@ prepares their operands and splits the work over OpenMP threads:
   _pack       copies w into blocks of output channels, [C/G][R*S][block] each, the order in
               which the forward microkernels read them: FC_KB channels for the tiles of
               output positions (fc_conv_tiles), fc_conv_ct_block (zero-padded to whole
-              vectors) for the channel tiles (fc_conv_ctiles), which forward and backward_data pick where
-              rows of positions would fill the vectors worse than the channels do.
+              vectors) for the channel tiles (fc_conv_ctiles), which forward and
+              backward_data pick where rows of positions would fill the vectors worse than
+              the channels do.
   forward     one task = (image, group, block of output channels, block of rows); with
               one block per group each task pads its own rows instead (_conv_tasks).
   _panels /   a 1x1 convolution with stride 1 and no padding instead reads x in pixel panels:
@@ -501,21 +502,19 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
     cdef Py_ssize_t H = x__nchw.shape[2], W = x__nchw.shape[3]
     cdef Py_ssize_t rows = (P - 1) * sh + (R - 1) * dh + 1
     cdef Py_ssize_t cols = (Q - 1) * sw + (S - 1) * dw + 1
-    cdef bint chan = _channel_tiles_win(K // groups, Cg * R * S, Q,
-                                        sh * ((cols + sw - 1) // sw * sw),
+    dtype = np.asarray(x__nchw).dtype
+    cdef _Prepared prep = _Prepared(rows, cols, sw, pt, H, 0, dtype)  # the geometry alone
+    cdef bint chan = _channel_tiles_win(K // groups, Cg * R * S, Q, sh * prep.row_pitch,
                                         fc_conv_lanes(floating is double), PW)
     # Channel tiles read nothing but the windows' elements: with no padding and column
     # stride 1, x itself is the prepared input (its rows W apart), and no copy is made.
     cdef bint direct = chan and pt == 0 and pl == 0 and sw == 1 and rows <= H and cols <= W
     cdef bint own = not direct and _own_rows(K // groups)
     cdef const floating[:, :, :, ::1] src = x__nchw if own else None
-    cdef _Prepared prep
     if direct:
-        prep = _Prepared(H, W, 1, 0, H, 0, np.asarray(x__nchw).dtype)
+        prep = _Prepared(H, W, 1, 0, H, 0, dtype)
         prep.buffer = np.asarray(x__nchw).reshape(-1)
-    elif own:
-        prep = _Prepared(rows, cols, sw, pt, H, 0, np.asarray(x__nchw).dtype)
-    else:
+    elif not own:
         prep = _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads)
     phase = (_taps(prep, R, S, dh, dw), np.asarray(w__kcrs), 0, P, Q)
     _conv_tasks(prep, [phase], &bias__k[0] if bias__k.shape[0] else NULL,

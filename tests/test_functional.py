@@ -58,7 +58,8 @@ def wgrad_kernel(request):
 @pytest.fixture(params=["whole", "per_task"])
 def prepare(request):
     """Run the test with each way the convolution tasks get their padded input (the shape
-    picks one otherwise; the weight gradient's channels-last kernel always takes "whole")."""
+    picks one otherwise; the weight gradient's channels-last kernel always takes "whole",
+    or reads an unpadded x itself)."""
     before = _conv.PREPARE
     _conv.PREPARE = request.param
     yield request.param
@@ -315,6 +316,27 @@ def test_conv2d_reads_an_unpadded_read_only_input_in_place(num_threads, tiles, H
     w = rng.standard_normal((16, 6, 3, 3)).astype(dtype)
     assert_close(F.conv2d(x, w, **kwargs), R.conv2d(x, w, **kwargs),
                  R.conv2d(abs(x), abs(w), **kwargs), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H, W, kwargs", [
+    (14, 14, {}),                        # the windows cover x
+    (16, 16, {"stride": (2, 1)}),        # the last row is in no window
+    (9, 12, {"dilation": (1, 2)}),
+    (7, 9, {"stride": (1, 1), "dilation": 2}),
+])
+def test_conv2d_grad_weight_reads_an_unpadded_read_only_input_in_place(
+        num_threads, wgrad_kernel, H, W, kwargs, dtype):
+    """Without padding and with column stride 1, the channels-last weight gradient reads x
+    itself, rows W apart, and nothing past the windows (x ends where the array does)."""
+    rng = np.random.default_rng(H * W + 1)
+    x = rng.standard_normal((3, 6, H, W)).astype(dtype)
+    x.setflags(write=False)
+    w = rng.standard_normal((16, 6, 3, 3)).astype(dtype)
+    gy = rng.standard_normal(R.conv2d(x, w, **kwargs).shape).astype(dtype)
+    assert_close(F.conv2d_backward(gy, x, w, **kwargs)[1],
+                 R.conv2d_backward(gy, x, w, **kwargs)[1],
+                 R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[1], dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

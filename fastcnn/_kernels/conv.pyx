@@ -11,8 +11,8 @@ prepares their operands and splits the work over OpenMP threads:
               (for column stride sw, phase f holds columns f, f+sw, ...), so that neighbouring
               output columns read neighbouring elements for any stride and dilation. Buffer
               size: one padded copy of the input (+ a few elements of slack at the end). The
-              forward's channel tiles read x itself where it needs neither (no padding,
-              column stride 1).
+              forward's channel tiles and the channels-last weight gradient read x itself
+              where it needs neither (no padding, column stride 1).
   _pack       copies w into blocks of output channels, [C/G][R*S][block] each, the order in
               which the forward microkernels read them: FC_KB channels for the tiles of
               output positions (fc_conv_tiles), fc_conv_ct_block (zero-padded to whole
@@ -693,12 +693,17 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     # covers its group, as in the forward pass (_own_rows)
     cdef bint by_task = not channels_last and (PREPARE == "per_task" or _own_rows(Kg)
                                                and Kg <= WK)
-    cdef _Prepared prep = (_Prepared(rows, cols, sw, pt, x__nchw.shape[2], 0, gw.dtype)
-                           if by_task else _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads))
+    # without padding and with column stride 1 a prepared copy would be x itself (rows W
+    # apart): the channels-last kernel, which reads nothing past the windows, reads x
+    cdef Py_ssize_t H = x__nchw.shape[2], W = x__nchw.shape[3]
+    cdef bint in_place = channels_last and pt == 0 and pl == 0 and sw == 1
+    cdef _Prepared prep = (_Prepared(rows, cols, sw, pt, H, 0, gw.dtype) if by_task else
+                           _Prepared(H, W, 1, 0, H, 0, gw.dtype) if in_place else
+                           _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads))
     cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
     cdef floating[::1] buf
     cdef const floating *x = &x__nchw[0, 0, 0, 0]
-    if not by_task:
+    if not by_task and not in_place:
         buf = prep.buffer
         x = &buf[0]
     cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]

@@ -200,21 +200,27 @@ void fc_maxpool_plane_f64(const fc_pool_geom *g, const double *x, double *y, int
    (q+1)*sw - pw, holds its kw columns and then a gap that no window covers. Each row goes
    in three runs of windows: those whose span starts before column 0, those whose span lies
    inside [0, W) (no bounds checks: SW and KW are constants there for the common sizes, so
-   the compiler vectorises it), and the rest. */
-#define DISJOINT_RUN(T, CHECKED, SW, KW)                                                     \
+   the compiler vectorises it), and the rest. Each column gets the window's gradient or zero
+   by a bit mask, not a branch: which column holds a window's maximum is as random as the
+   data, and the branch GCC made of `hit ? gy : 0` mispredicted (2x2 windows of 28x28
+   planes ran 4.2x slower). */
+#define DISJOINT_RUN(T, UT, CHECKED, SW, KW)                                                 \
     for (; q < q_stop; q++) {                                                                \
         const ptrdiff_t w0 = q * (SW) - g->pw;                                               \
+        const int64_t at = ir[q] - base; /* the column of the window's maximum */            \
+        UT bits;                                                                             \
+        memcpy(&bits, gyr + q, sizeof bits);                                                 \
         for (s = 0; s < (SW); s++) {                                                         \
             const ptrdiff_t w = w0 + s;                                                      \
             if (!(CHECKED) || (w >= 0 && w < g->W)) {                                        \
-                const _Bool hit = s < (KW) && ir[q] == base + w;                             \
-                gr[w] = hit ? gyr[q] : (T)0;                                                 \
-                found += hit;                                                                \
+                const UT hit = (UT)((s < (KW)) & (at == w)), v = bits & (UT)-hit;            \
+                memcpy(gr + w, &v, sizeof v);                                                \
+                found += (ptrdiff_t)hit;                                                     \
             }                                                                                \
         }                                                                                    \
     }
 
-#define DISJOINT_PLANE(NAME, T)                                                              \
+#define DISJOINT_PLANE(NAME, T, UT)                                                          \
     static inline __attribute__((always_inline)) ptrdiff_t NAME##_rows(                      \
         const fc_pool_geom *g, const T *restrict gy, const int64_t *restrict ind,            \
         T *restrict gx, const ptrdiff_t SW, const ptrdiff_t KW)                              \
@@ -236,11 +242,11 @@ void fc_maxpool_plane_f64(const fc_pool_geom *g, const double *x, double *y, int
             }                                                                                \
             q = 0;                                                                           \
             q_stop = q_mid;                                                                  \
-            DISJOINT_RUN(T, 1, SW, KW)                                                       \
+            DISJOINT_RUN(T, UT, 1, SW, KW)                                                       \
             q_stop = q_hi;                                                                   \
-            DISJOINT_RUN(T, 0, SW, KW)                                                       \
+            DISJOINT_RUN(T, UT, 0, SW, KW)                                                       \
             q_stop = g->Q;                                                                   \
-            DISJOINT_RUN(T, 1, SW, KW)                                                       \
+            DISJOINT_RUN(T, UT, 1, SW, KW)                                                       \
             for (s = g->Q * SW - g->pw; s < g->W; s++) /* past the last window's span */     \
                 if (s >= 0)                                                                  \
                     gr[s] = (T)0;                                                            \
@@ -256,5 +262,5 @@ void fc_maxpool_plane_f64(const fc_pool_geom *g, const double *x, double *y, int
         return NAME##_rows(g, gy, ind, gx, g->sw, g->kw);                                    \
     }
 
-DISJOINT_PLANE(fc_maxpool_backward_disjoint_f32, float)
-DISJOINT_PLANE(fc_maxpool_backward_disjoint_f64, double)
+DISJOINT_PLANE(fc_maxpool_backward_disjoint_f32, float, uint32_t)
+DISJOINT_PLANE(fc_maxpool_backward_disjoint_f64, double, uint64_t)

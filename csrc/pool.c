@@ -52,8 +52,10 @@ static inline void window_rows(const fc_pool_geom *g, ptrdiff_t p, ptrdiff_t *hs
     *he = end < g->H ? end : g->H;
 }
 
-/* One window (p, q) of row range hs .. he-1 (step dh), its taps checked against the row */
-#define MAXPOOL_ONE(T)                                                                       \
+/* One window (p, q) of row range hs .. he-1 (step dh), its taps checked against the row.
+   The running maximum and its index change by bit masks, not branches: whether a tap is the
+   new maximum is as random as the data (UT: an unsigned integer as wide as T). */
+#define MAXPOOL_ONE(T, UT)                                                                   \
     do {                                                                                     \
         T mx = -INFINITY;                                                                    \
         int64_t at = hs * W + first_inside(q * sw - g->pw, g->dw);                           \
@@ -62,10 +64,15 @@ static inline void window_rows(const fc_pool_geom *g, ptrdiff_t p, ptrdiff_t *hs
                 const ptrdiff_t w = q * sw + s * g->dw - g->pw;                              \
                 if (w >= 0 && w < W) {                                                       \
                     const T v = x[h * W + w];                                                \
-                    if ((v > mx) | (v != v)) {                                               \
-                        mx = v;                                                              \
-                        at = h * W + w;                                                      \
-                    }                                                                        \
+                    const int take = (v > mx) | (v != v);                                    \
+                    const UT k = (UT)0 - (UT)take;                                           \
+                    const int64_t k64 = -(int64_t)take;                                      \
+                    UT vb, mb;                                                               \
+                    memcpy(&vb, &v, sizeof vb);                                              \
+                    memcpy(&mb, &mx, sizeof mb);                                             \
+                    mb = (vb & k) | (mb & ~k);                                               \
+                    memcpy(&mx, &mb, sizeof mx);                                             \
+                    at = ((h * W + w) & k64) | (at & ~k64);                                  \
                 }                                                                            \
             }                                                                                \
         y[p * g->Q + q] = mx;                                                                \
@@ -101,7 +108,7 @@ static inline void window_rows(const fc_pool_geom *g, ptrdiff_t p, ptrdiff_t *hs
 
 /* NAME: planes whose indices fit IT, an integer as wide as T, so that a vector of maxima and
    one of indices have the same lanes. V, VI: FC_POOL_VL lanes of T and of IT. */
-#define MAXPOOL_PLANE(NAME, T, IT, V, VI)                                                    \
+#define MAXPOOL_PLANE(NAME, T, IT, UT, V, VI)                                                \
     typedef T V __attribute__((vector_size(FC_POOL_VL * sizeof(T))));                        \
     typedef IT VI __attribute__((vector_size(FC_POOL_VL * sizeof(T))));                      \
     static inline __attribute__((always_inline)) V NAME##_tap(const T *xr, ptrdiff_t sw)     \
@@ -150,7 +157,7 @@ static inline void window_rows(const fc_pool_geom *g, ptrdiff_t p, ptrdiff_t *hs
         for (p = 0; p < g->P; p++) {                                                         \
             window_rows(g, p, &hs, &he);                                                     \
             for (q = 0; q < qa; q++)                                                         \
-                MAXPOOL_ONE(T);                                                              \
+                MAXPOOL_ONE(T, UT);                                                              \
             /* 4 vectors at a time while 3 or more remain, then 2 (the last group may   \
                repeat a vector): each tap's compare and blends wait on the one before,   \
                so one vector alone left the core waiting on that chain */                \
@@ -159,12 +166,12 @@ static inline void window_rows(const fc_pool_geom *g, ptrdiff_t p, ptrdiff_t *hs
             for (; q < qb; q += 2 * FC_POOL_VL)                                              \
                 MAXPOOL_VECTORS(NAME, V, VI, IT, 2);                                         \
             for (q = qb; q < g->Q; q++)                                                      \
-                MAXPOOL_ONE(T);                                                              \
+                MAXPOOL_ONE(T, UT);                                                              \
         }                                                                                    \
     }
 
-MAXPOOL_PLANE(maxpool_plane_f32, float, int32_t, fc_vf32, fc_vi32)
-MAXPOOL_PLANE(maxpool_plane_f64, double, int64_t, fc_vf64, fc_vi64)
+MAXPOOL_PLANE(maxpool_plane_f32, float, int32_t, uint32_t, fc_vf32, fc_vi32)
+MAXPOOL_PLANE(maxpool_plane_f64, double, int64_t, uint64_t, fc_vf64, fc_vi64)
 
 /* Planes of 2^31 elements or more (the float kernel's indices are int32), one output at a
    time. */
@@ -177,7 +184,7 @@ static void maxpool_plane_f32_huge(const fc_pool_geom *g, const float *x, float 
     for (p = 0; p < g->P; p++) {
         window_rows(g, p, &hs, &he);
         for (q = 0; q < g->Q; q++)
-            MAXPOOL_ONE(float);
+            MAXPOOL_ONE(float, uint32_t);
     }
 }
 

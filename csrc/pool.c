@@ -157,7 +157,7 @@ static inline void window_rows(const fc_pool_geom *g, ptrdiff_t p, ptrdiff_t *hs
         for (p = 0; p < g->P; p++) {                                                         \
             window_rows(g, p, &hs, &he);                                                     \
             for (q = 0; q < qa; q++)                                                         \
-                MAXPOOL_ONE(T, UT);                                                              \
+                MAXPOOL_ONE(T, UT);                                                          \
             /* 4 vectors at a time while 3 or more remain, then 2 (the last group may   \
                repeat a vector): each tap's compare and blends wait on the one before,   \
                so one vector alone left the core waiting on that chain */                \
@@ -166,7 +166,7 @@ static inline void window_rows(const fc_pool_geom *g, ptrdiff_t p, ptrdiff_t *hs
             for (; q < qb; q += 2 * FC_POOL_VL)                                              \
                 MAXPOOL_VECTORS(NAME, V, VI, IT, 2);                                         \
             for (q = qb; q < g->Q; q++)                                                      \
-                MAXPOOL_ONE(T, UT);                                                              \
+                MAXPOOL_ONE(T, UT);                                                          \
         }                                                                                    \
     }
 
@@ -214,13 +214,13 @@ void fc_maxpool_plane_f64(const fc_pool_geom *g, const double *x, double *y, int
 #define DISJOINT_RUN(T, UT, CHECKED, SW, KW)                                                 \
     for (; q < q_stop; q++) {                                                                \
         const ptrdiff_t w0 = q * (SW) - g->pw;                                               \
-        const int64_t at = ir[q] - base; /* the column of the window's maximum */            \
+        const int64_t at = ir[q]; /* where the window's maximum is */                        \
         UT bits;                                                                             \
         memcpy(&bits, gyr + q, sizeof bits);                                                 \
         for (s = 0; s < (SW); s++) {                                                         \
             const ptrdiff_t w = w0 + s;                                                      \
             if (!(CHECKED) || (w >= 0 && w < g->W)) {                                        \
-                const UT hit = (UT)((s < (KW)) & (at == w)), v = bits & (UT)-hit;            \
+                const UT hit = (UT)((s < (KW)) & (at == base + w)), v = bits & (UT)-hit;     \
                 memcpy(gr + w, &v, sizeof v);                                                \
                 found += (ptrdiff_t)hit;                                                     \
             }                                                                                \
@@ -249,11 +249,11 @@ void fc_maxpool_plane_f64(const fc_pool_geom *g, const double *x, double *y, int
             }                                                                                \
             q = 0;                                                                           \
             q_stop = q_mid;                                                                  \
-            DISJOINT_RUN(T, UT, 1, SW, KW)                                                       \
+            DISJOINT_RUN(T, UT, 1, SW, KW)                                                   \
             q_stop = q_hi;                                                                   \
-            DISJOINT_RUN(T, UT, 0, SW, KW)                                                       \
+            DISJOINT_RUN(T, UT, 0, SW, KW)                                                   \
             q_stop = g->Q;                                                                   \
-            DISJOINT_RUN(T, UT, 1, SW, KW)                                                       \
+            DISJOINT_RUN(T, UT, 1, SW, KW)                                                   \
             for (s = g->Q * SW - g->pw; s < g->W; s++) /* past the last window's span */     \
                 if (s >= 0)                                                                  \
                     gr[s] = (T)0;                                                            \

@@ -158,6 +158,17 @@ cdef _Prepared _prepare(const floating[:, :, :, ::1] src, Py_ssize_t top, Py_ssi
     return prep
 
 
+def _in_place(x__nchw):
+    """x itself as the prepared input, for kernels that read nothing but the windows'
+    elements: with no padding and column stride 1 its rows, W apart, are the prepared rows,
+    and no copy is made."""
+    cdef Py_ssize_t H = x__nchw.shape[2], W = x__nchw.shape[3]
+    x = np.asarray(x__nchw)
+    cdef _Prepared prep = _Prepared(H, W, 1, 0, H, 0, x.dtype)
+    prep.buffer = x.reshape(-1)
+    return prep
+
+
 def _taps(_Prepared prep, Py_ssize_t R, Py_ssize_t S, Py_ssize_t dh, Py_ssize_t dw):
     """Offset of each kernel tap (r, s) from the window origin in a prepared buffer."""
     taps = np.empty(R * S, dtype=np.intp)
@@ -506,14 +517,12 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
     cdef _Prepared prep = _Prepared(rows, cols, sw, pt, H, 0, dtype)  # the geometry alone
     cdef bint chan = _channel_tiles_win(K // groups, Cg * R * S, Q, sh * prep.row_pitch,
                                         fc_conv_lanes(floating is double), PW)
-    # Channel tiles read nothing but the windows' elements: with no padding and column
-    # stride 1, x itself is the prepared input (its rows W apart), and no copy is made.
+    # channel tiles read nothing but the windows' elements (_in_place)
     cdef bint direct = chan and pt == 0 and pl == 0 and sw == 1 and rows <= H and cols <= W
     cdef bint own = not direct and _own_rows(K // groups)
     cdef const floating[:, :, :, ::1] src = x__nchw if own else None
     if direct:
-        prep = _Prepared(H, W, 1, 0, H, 0, dtype)
-        prep.buffer = np.asarray(x__nchw).reshape(-1)
+        prep = _in_place(x__nchw)
     elif not own:
         prep = _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads)
     phase = (_taps(prep, R, S, dh, dw), np.asarray(w__kcrs), 0, P, Q)
@@ -693,17 +702,16 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     # covers its group, as in the forward pass (_own_rows)
     cdef bint by_task = not channels_last and (PREPARE == "per_task" or _own_rows(Kg)
                                                and Kg <= WK)
-    # without padding and with column stride 1 a prepared copy would be x itself (rows W
-    # apart): the channels-last kernel, which reads nothing past the windows, reads x
-    cdef Py_ssize_t H = x__nchw.shape[2], W = x__nchw.shape[3]
+    # the channels-last kernel reads nothing past the windows (_in_place)
     cdef bint in_place = channels_last and pt == 0 and pl == 0 and sw == 1
-    cdef _Prepared prep = (_Prepared(rows, cols, sw, pt, H, 0, gw.dtype) if by_task else
-                           _Prepared(H, W, 1, 0, H, 0, gw.dtype) if in_place else
-                           _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads))
+    cdef _Prepared prep = (
+        _Prepared(rows, cols, sw, pt, x__nchw.shape[2], 0, gw.dtype) if by_task else
+        _in_place(x__nchw) if in_place else
+        _prepare(x__nchw, pt, pl, rows, cols, sw, n_threads))
     cdef Py_ssize_t[::1] taps = _taps(prep, R, S, dh, dw)
-    cdef floating[::1] buf
+    cdef const floating[::1] buf
     cdef const floating *x = &x__nchw[0, 0, 0, 0]
-    if not by_task and not in_place:
+    if not by_task:
         buf = prep.buffer
         x = &buf[0]
     cdef const floating *gy = &gy__nkpq[0, 0, 0, 0]

@@ -148,54 +148,18 @@ void fc_conv_wgcl_f64(const fc_conv_geom *g, const double *dyt, const double *x,
     DISPATCH(conv_wgcl_f64, (g, dyt, x, kv, u_begin, u_end, dwt));
 }
 
-/* ---- padded copies ------------------------------------------------------------------------ */
-/* Loops, not memset and memcpy: the rows of small layers are a few dozen elements, and the
-   library calls' fixed cost was most of the copy (the CIFAR first layer's data gradient, rows
-   of 32, spent 40% of its time padding). GCC would turn the loops back into those calls
-   (Clang's loop idioms still do: correct, only slower). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define FC_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
-#else
-#define FC_NO_LIBCALLS
-#endif
+/* ---- padded copies (conv_kernel.inc) ---------------------------------------------------- */
+void fc_pad_plane_f32(const float *src, float *dst, ptrdiff_t H, ptrdiff_t W, ptrdiff_t top,
+                      ptrdiff_t left, ptrdiff_t rows, ptrdiff_t phases, ptrdiff_t phase_len)
+{
+    DISPATCH(pad_plane_f32, (src, dst, H, W, top, left, rows, phases, phase_len));
+}
 
-#define FC_PAD_PLANE(T, S)                                                                  \
-    FC_NO_LIBCALLS void fc_pad_plane_##S(const T *src, T *dst, ptrdiff_t H, ptrdiff_t W,     \
-                                         ptrdiff_t top, ptrdiff_t left, ptrdiff_t rows,      \
-                                         ptrdiff_t phases, ptrdiff_t phase_len)              \
-    {                                                                                        \
-        ptrdiff_t a, f, b, b0, b1;                                                           \
-        for (a = 0; a < rows; a++) {                                                         \
-            const ptrdiff_t h = a - top;                                                     \
-            for (f = 0; f < phases; f++) {                                                   \
-                T *d = dst + (a * phases + f) * phase_len;                                   \
-                const T *s = src;                                                            \
-                b0 = 0, b1 = 0;                                                              \
-                if (0 <= h && h < H) { /* w = b*phases + f - left in [0, W) */               \
-                    b0 = (left - f + phases - 1) / phases;                                   \
-                    b0 = b0 > 0 ? b0 : 0;                                                    \
-                    b1 = (W + left - f + phases - 1) / phases;                               \
-                    b1 = b1 < phase_len ? b1 : phase_len;                                    \
-                }                                                                            \
-                if (b1 > b0) /* the run's first element */                                   \
-                    s = src + h * W + b0 * phases + f - left;                                \
-                else /* no data in this row: all zeros (b0 may lie past phase_len) */        \
-                    b0 = b1 = 0;                                                             \
-                for (b = 0; b < b0; b++)                                                     \
-                    d[b] = 0;                                                                \
-                if (phases == 1)                                                             \
-                    for (b = b0; b < b1; b++)                                                \
-                        d[b] = s[b - b0];                                                    \
-                else                                                                         \
-                    for (b = b0; b < b1; b++)                                                \
-                        d[b] = s[(b - b0) * phases];                                         \
-                for (b = b1; b < phase_len; b++)                                             \
-                    d[b] = 0;                                                                \
-            }                                                                                \
-        }                                                                                    \
-    }
-FC_PAD_PLANE(float, f32)
-FC_PAD_PLANE(double, f64)
+void fc_pad_plane_f64(const double *src, double *dst, ptrdiff_t H, ptrdiff_t W, ptrdiff_t top,
+                      ptrdiff_t left, ptrdiff_t rows, ptrdiff_t phases, ptrdiff_t phase_len)
+{
+    DISPATCH(pad_plane_f64, (src, dst, H, W, top, left, rows, phases, phase_len));
+}
 
 /* ---- denormals ---------------------------------------------------------------------------- */
 unsigned fc_denormals_off(void)

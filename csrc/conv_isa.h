@@ -49,7 +49,10 @@
     FC_ISA_FN void conv_wgrad_##S##_##ISA(const fc_conv_geom *g, const T *dy, const T *x,     \
                                           int kb, T *dw);                                     \
     FC_ISA_FN void conv_wgcl_##S##_##ISA(const fc_conv_geom *g, const T *dyt, const T *x,     \
-                                         int kv, ptrdiff_t u_begin, ptrdiff_t u_end, T *dwt);
+                                         int kv, ptrdiff_t u_begin, ptrdiff_t u_end, T *dwt); \
+    FC_ISA_FN void pad_plane_##S##_##ISA(const T *src, T *dst, ptrdiff_t H, ptrdiff_t W,      \
+                                         ptrdiff_t top, ptrdiff_t left, ptrdiff_t rows,       \
+                                         ptrdiff_t phases, ptrdiff_t phase_len);
 #define FC_ISA_DECLARE_BOTH(ISA) FC_ISA_DECLARE(float, f32, ISA) FC_ISA_DECLARE(double, f64, ISA)
 
 FC_ISA_DECLARE_BOTH(base)

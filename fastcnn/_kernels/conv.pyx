@@ -730,8 +730,9 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
     cdef Py_ssize_t m = max(1, min((N + NSLOT - 1) // NSLOT, WGRAD_PIXELS // (P * Qp)))
     cdef floating[:, ::1] scratch = np.empty((n_threads, m * WK * P * Qp), gw.dtype)
     cdef floating *out1 = &partial[0]
+    # blocks of near-equal size (6 channels: 3 + 3, not 4 + 2; see fc_conv_wgrad)
     cdef Py_ssize_t kblocks = (Kg + WK - 1) // WK
-    cdef Py_ssize_t task, slot, g, kblk, k0
+    cdef Py_ssize_t task, slot, g, kblk, k0, kg0
     cdef int kb
     cdef fc_conv_geom geo = _wgrad_geom(prep, taps, Cg, R * S, sh, Q)
     geo.ldk = P * Qp
@@ -748,8 +749,9 @@ def backward_weight(const floating[:, :, :, ::1] gy__nkpq,   # IN
         kblk = task % kblocks
         g = (task // kblocks) % groups
         slot = task // (kblocks * groups)
-        k0 = g * Kg + kblk * WK
-        kb = <int>min(WK, Kg - kblk * WK)
+        kg0 = Kg * kblk // kblocks
+        k0 = g * Kg + kg0
+        kb = <int>(Kg * (kblk + 1) // kblocks - kg0)
         _wgrad_task(&geo, gy + k0 * P * Q,
                     x + g * Cg * x_plane, (out0 if slot == 0 else out1) + k0 * Cg * R * S,
                     kb, slot, N, K * P * Q, C * x_plane, P, Q, rb, m, &scratch[threadid(), 0],

@@ -77,9 +77,14 @@ def tiles(request):
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
-def num_threads(request, threads):
-    """Run the test on 1 and on 2 threads (`threads`, from conftest.py, restores the count)."""
+def num_threads(request, threads, monkeypatch):
+    """Run the test on 1 and on 2 threads (`threads`, from conftest.py, restores the count).
+    The test shapes are small, and fastcnn.functional keeps a call with little work on one
+    thread: with 2, every call takes both, so that the split between threads is tested."""
     threads(request.param)
+    if request.param > 1:
+        monkeypatch.setattr(F, "_CONV_MACS_PER_THREAD", 1)
+        monkeypatch.setattr(F, "_POOL_ELEMENTS_PER_THREAD", 1)
     return request.param
 
 
@@ -359,6 +364,22 @@ def test_conv2d_grad_weight_over_image_batches(num_threads, wgrad_kernel, prepar
     want = R.conv2d_backward(gy, x, w, **kwargs)[1]
     magnitude = R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[1]
     assert_close(got, want, magnitude, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N", [1, 3])
+def test_conv2d_grad_weight_splits_pairs_between_threads(num_threads, wgrad_kernel, N, dtype):
+    """With one image (one slot of partial sums), two threads split the 90 (channel, tap)
+    pairs between them; the channels-last kernel's ranges must be whole tiles for every
+    block of output channels, the last block of 20 channels (fewer vectors, more pairs a
+    tile) included, or pairs at a range's end are summed twice."""
+    rng = np.random.default_rng(N + 20)
+    x = rng.standard_normal((N, 10, 9, 11)).astype(dtype)
+    w = rng.standard_normal((20, 10, 3, 3)).astype(dtype)
+    gy = rng.standard_normal(R.conv2d(x, w, padding=1).shape).astype(dtype)
+    assert_close(F.conv2d_backward(gy, x, w, padding=1)[1],
+                 R.conv2d_backward(gy, x, w, padding=1)[1],
+                 R.conv2d_backward(abs(gy), abs(x), abs(w), padding=1)[1], dtype)
 
 
 @SWEEP

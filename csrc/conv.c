@@ -113,15 +113,17 @@ void fc_conv_ctiles_f64(const fc_conv_geom *g, const double *x, const double *wk
 }
 
 void fc_conv_panels_f32(const fc_conv_geom *g, const float *x, const float *wk, int K,
-                        const float *bias, float *y, ptrdiff_t p_begin, ptrdiff_t p_end)
+                        const float *bias, float *y, ptrdiff_t p_begin, ptrdiff_t p_end,
+                        float *scratch)
 {
-    DISPATCH(conv_panels_f32, (g, x, wk, K, bias, y, p_begin, p_end));
+    DISPATCH(conv_panels_f32, (g, x, wk, K, bias, y, p_begin, p_end, scratch));
 }
 
 void fc_conv_panels_f64(const fc_conv_geom *g, const double *x, const double *wk, int K,
-                        const double *bias, double *y, ptrdiff_t p_begin, ptrdiff_t p_end)
+                        const double *bias, double *y, ptrdiff_t p_begin, ptrdiff_t p_end,
+                        double *scratch)
 {
-    DISPATCH(conv_panels_f64, (g, x, wk, K, bias, y, p_begin, p_end));
+    DISPATCH(conv_panels_f64, (g, x, wk, K, bias, y, p_begin, p_end, scratch));
 }
 
 void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, int kb,

@@ -86,15 +86,18 @@ void fc_conv_ctiles_f32(const fc_conv_geom *g, const float *x, const float *wk, 
 void fc_conv_ctiles_f64(const fc_conv_geom *g, const double *x, const double *wk, int kn,
                         const double *bias, double *y);
 
-/* 1x1 convolution (stride 1, no padding) over x in pixel panels of fc_conv_panel_width
-   elements: x[panel][c][lane] (C = g->C, the last panel zero-padded); panels p_begin ..
-   p_end - 1 of g->cols pixels (g->rows = 1, ldc = the panel width, one tap at 0), for all K
-   output channels (wk as for fc_conv_tiles), into y (channel pitch ldk). */
+/* 1x1 convolution (stride 1, no padding) of x's C = g->C planes of g->cols pixels (g->ldc
+   apart; g->rows = 1, one tap at 0) in pixel panels of fc_conv_panel_width elements: panels
+   p_begin .. p_end - 1, each copied into scratch (C * panel width elements, one thread's
+   own) and then summed for all K output channels (wk as for fc_conv_tiles), into y (channel
+   pitch ldk). */
 int fc_conv_panel_width(int double_precision);
 void fc_conv_panels_f32(const fc_conv_geom *g, const float *x, const float *wk, int K,
-                        const float *bias, float *y, ptrdiff_t p_begin, ptrdiff_t p_end);
+                        const float *bias, float *y, ptrdiff_t p_begin, ptrdiff_t p_end,
+                        float *scratch);
 void fc_conv_panels_f64(const fc_conv_geom *g, const double *x, const double *wk, int K,
-                        const double *bias, double *y, ptrdiff_t p_begin, ptrdiff_t p_end);
+                        const double *bias, double *y, ptrdiff_t p_begin, ptrdiff_t p_end,
+                        double *scratch);
 
 /* dw: [kb][C][ntaps], added into. rows/cols/ldy_row/ldk of g describe dy. */
 int fc_conv_lanes(int double_precision);

@@ -45,7 +45,7 @@
                                            int kn, const T *bias, T *y);                      \
     FC_ISA_FN void conv_panels_##S##_##ISA(const fc_conv_geom *g, const T *x, const T *wk,    \
                                            int K, const T *bias, T *y, ptrdiff_t p_begin,     \
-                                           ptrdiff_t p_end);                                  \
+                                           ptrdiff_t p_end, T *scratch);                      \
     FC_ISA_FN void conv_wgrad_##S##_##ISA(const fc_conv_geom *g, const T *dy, const T *x,     \
                                           int kb, T *dw);                                     \
     FC_ISA_FN void conv_wgcl_##S##_##ISA(const fc_conv_geom *g, const T *dyt, const T *x,     \

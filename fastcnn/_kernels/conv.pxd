@@ -41,10 +41,11 @@ cdef extern from "conv.h" nogil:
                             const double *bias, double *y)
     int fc_conv_panel_width(int double_precision)
     void fc_conv_panels_f32(const fc_conv_geom *g, const float *x, const float *wk, int K,
-                            const float *bias, float *y, Py_ssize_t p_begin, Py_ssize_t p_end)
+                            const float *bias, float *y, Py_ssize_t p_begin, Py_ssize_t p_end,
+                            float *scratch)
     void fc_conv_panels_f64(const fc_conv_geom *g, const double *x, const double *wk, int K,
                             const double *bias, double *y, Py_ssize_t p_begin,
-                            Py_ssize_t p_end)
+                            Py_ssize_t p_end, double *scratch)
     void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, int kb,
                            float *dw)
     void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,

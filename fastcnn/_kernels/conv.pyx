@@ -21,9 +21,10 @@ prepares their operands and splits the work over OpenMP threads:
               the channels do.
   forward     one task = (image, group, block of output channels, block of rows); with
               one block per group each task pads its own rows instead (_conv_tasks).
-  _panels /   a 1x1 convolution with stride 1 and no padding instead reads x in pixel panels:
-  _panel_tasks runs of PW pixels, [C/G][PW] each, one contiguous run per tile; one task =
-              (image, group, run of PANEL_TASK panels), every output channel over each panel.
+  _panel_tasks a 1x1 convolution with stride 1 and no padding instead reads x in pixel panels:
+              runs of PW pixels, each copied as [C/G][PW] into the thread's scratch, one
+              contiguous run per tile; one task = (image, group, run of PANEL_TASK panels),
+              every output channel over each panel.
   backward_data is a forward pass over the padded output gradient with the weights'
               channel axes swapped, one pass per stride phase of the input gradient, over
               the taps that reach that phase (Georganas et al., SC18).
@@ -36,6 +37,7 @@ prepares their operands and splits the work over OpenMP threads:
               images of x (_wgrad_task), as the forward's tasks do.
 Each task turns denormals off (FTZ/DAZ) for its thread and restores the caller's state.
 """
+import math
 import os
 
 import numpy as np
@@ -409,42 +411,24 @@ cdef void _task_tiles(const fc_conv_geom *shared, Py_ssize_t p0, Py_ssize_t rows
 
 # ------------------------------------------------------------------------ 1x1 in panels
 
-cdef floating[::1] _panels(const floating[:, :, :, ::1] src, Py_ssize_t G, Py_ssize_t PW,
-                           int n_threads):
-    """src (N, C, H, W) -> [N][G][panels][C/G][PW]: each (image, group)'s H*W pixels in runs
-    of PW, the C/G channels of a run side by side, zeros past the last pixel."""
-    cdef Py_ssize_t N = src.shape[0], C = src.shape[1], HW = src.shape[2] * src.shape[3]
-    cdef Py_ssize_t Cg = C // G, panels = (HW + PW - 1) // PW, task, ng, c, p, f0, m
-    buf_arr = np.empty(N * G * panels * Cg * PW, np.float32 if floating is float else np.float64)
-    cdef floating[::1] buf = buf_arr
-    cdef const floating *s = &src[0, 0, 0, 0]
-    cdef floating *d
-    for task in prange(N * G * panels, nogil=True, schedule="static", num_threads=n_threads):
-        p = task % panels
-        ng = task // panels       # (image, group): its channels follow each other in src
-        f0 = p * PW
-        m = min(PW, HW - f0)
-        for c in range(Cg):
-            d = &buf[(task * Cg + c) * PW]
-            memcpy(d, s + (ng * Cg + c) * HW + f0, m * sizeof(floating))
-            if m < PW:
-                memset(d + m, 0, (PW - m) * sizeof(floating))
-    return buf
-
-
-cdef void _panel_tasks(const floating[::1] xp, const floating[::1] wpack, const floating *bias,
-                       floating *y, Py_ssize_t N, Py_ssize_t G, Py_ssize_t Cg, Py_ssize_t Kg,
-                       Py_ssize_t HW, Py_ssize_t PW, int n_threads):
-    # y[n, g*Kg + k] (HW pixels) = sum over the group's Cg channels of the panels xp.
+cdef void _panel_tasks(const floating[:, :, :, ::1] src, const floating[::1] wpack,
+                       const floating *bias, floating *y, Py_ssize_t G, Py_ssize_t Kg,
+                       Py_ssize_t PW, int n_threads):
+    # y[n, g*Kg + k] (HW pixels) = sum over the group's Cg channels of src[n, g*Cg + c]; each
+    # task copies its panels, one at a time, into its thread's scratch ([Cg][PW]).
+    cdef Py_ssize_t N = src.shape[0], Cg = src.shape[1] // G, HW = src.shape[2] * src.shape[3]
     cdef Py_ssize_t panels = (HW + PW - 1) // PW
     cdef Py_ssize_t runs = (panels + PANEL_TASK - 1) // PANEL_TASK, K = G * Kg
     cdef Py_ssize_t task, ng, r
     cdef Py_ssize_t tap0 = 0
     cdef fc_conv_geom geo
+    cdef floating[:, ::1] scratch = np.empty((n_threads, Cg * PW),
+                                             np.float32 if floating is float else np.float64)
+    cdef const floating *x = &src[0, 0, 0, 0]
     geo.C = Cg
     geo.ntaps = 1
     geo.tap = &tap0
-    geo.ldc = PW
+    geo.ldc = HW
     geo.row_step = HW
     geo.rows = 1
     geo.cols = HW
@@ -454,21 +438,21 @@ cdef void _panel_tasks(const floating[::1] xp, const floating[::1] wpack, const 
     geo.row_taps = NULL
     for task in prange(N * G * runs, nogil=True, schedule="static", num_threads=n_threads):
         r = task % runs
-        ng = task // runs         # image n = ng // G, group ng % G
-        _panel_run(&geo, &xp[ng * panels * Cg * PW], &wpack[(ng % G) * Kg * Cg], <int>Kg,
+        ng = task // runs         # image n = ng // G, group ng % G: its channels follow
+        _panel_run(&geo, x + ng * Cg * HW, &wpack[(ng % G) * Kg * Cg], <int>Kg,
                    bias + (ng % G) * Kg if bias != NULL else NULL,
                    y + ((ng // G) * K + (ng % G) * Kg) * HW, r * PANEL_TASK,
-                   min(panels, (r + 1) * PANEL_TASK))
+                   min(panels, (r + 1) * PANEL_TASK), &scratch[threadid(), 0])
 
 
 cdef void _panel_run(const fc_conv_geom *g, const floating *x, const floating *wk, int K,
                      const floating *bias, floating *y, Py_ssize_t p_begin,
-                     Py_ssize_t p_end) noexcept nogil:
+                     Py_ssize_t p_end, floating *scratch) noexcept nogil:
     cdef unsigned csr = fc_denormals_off()
     if floating is float:
-        fc_conv_panels_f32(g, x, wk, K, bias, y, p_begin, p_end)
+        fc_conv_panels_f32(g, x, wk, K, bias, y, p_begin, p_end, scratch)
     else:
-        fc_conv_panels_f64(g, x, wk, K, bias, y, p_begin, p_end)
+        fc_conv_panels_f64(g, x, wk, K, bias, y, p_begin, p_end, scratch)
     fc_denormals_restore(csr)
 
 
@@ -502,12 +486,11 @@ def forward(const floating[:, :, :, ::1] x__nchw,      # IN
             np.asarray(y__nkpq)[...] += np.asarray(bias__k)[:, None, None]
         return
     cdef Py_ssize_t PW = fc_conv_panel_width(floating is double)
-    cdef floating[::1] panels, wpack
+    cdef floating[::1] wpack
     if _is_pointwise(R, S, sh, sw, pt, pl, x__nchw.shape[2], x__nchw.shape[3], P, Q):
-        panels = _panels(x__nchw, groups, PW, n_threads)
         wpack = _pack(np.asarray(w__kcrs), groups)
-        _panel_tasks(panels, wpack, &bias__k[0] if bias__k.shape[0] else NULL,
-                     &y__nkpq[0, 0, 0, 0], N, groups, Cg, K // groups, P * Q, PW, n_threads)
+        _panel_tasks(x__nchw, wpack, &bias__k[0] if bias__k.shape[0] else NULL,
+                     &y__nkpq[0, 0, 0, 0], groups, K // groups, PW, n_threads)
         return
     # rows and columns the windows reach, so the prepared copy covers every read
     cdef Py_ssize_t H = x__nchw.shape[2], W = x__nchw.shape[3]
@@ -558,13 +541,11 @@ def backward_data(const floating[:, :, :, ::1] gy__nkpq,   # IN
     gx_arr = np.asarray(gx__nchw)
     cdef Py_ssize_t PW = fc_conv_panel_width(floating is double)
     cdef Py_ssize_t[::1] taps
-    cdef floating[::1] panels, wpack
+    cdef floating[::1] wpack
     if _is_pointwise(R, S, sh, sw, pt, pl, H, W, gy__nkpq.shape[2], gy__nkpq.shape[3]):
         # the forward pass of gy with the weights' channel axes swapped
-        panels = _panels(gy__nkpq, groups, PW, n_threads)
         wpack = _pack(w_arr.transpose(0, 2, 1, 3, 4).reshape(C, Kg, 1, 1), groups)
-        _panel_tasks(panels, wpack, NULL, &gx__nchw[0, 0, 0, 0], N, groups, Kg, Cg, H * W, PW,
-                     n_threads)
+        _panel_tasks(gy__nkpq, wpack, NULL, &gx__nchw[0, 0, 0, 0], groups, Cg, PW, n_threads)
         return
     # gy padded so that every offset (a + pt - r*dh) // sh lands inside: top/left pads T, L,
     # no more than the lowest offset needs (a pad of (R-1)*dh regardless of pt made the
@@ -772,20 +753,23 @@ def _channels_last_wins(Py_ssize_t K, Py_ssize_t pairs, Py_ssize_t lanes):
 
 
 cdef void _wgcl_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
-                     floating *dwt, Py_ssize_t k0, Py_ssize_t K, int kv, Py_ssize_t lanes,
+                     floating *dwt, Py_ssize_t K, Py_ssize_t Kp, int kvmax, Py_ssize_t lanes,
                      Py_ssize_t u_begin, Py_ssize_t u_end, Py_ssize_t first_image,
                      Py_ssize_t N, Py_ssize_t x_image, Py_ssize_t P, Py_ssize_t Q,
                      Py_ssize_t rb, Py_ssize_t m, floating *dyt) noexcept nogil:
-    # Pairs u_begin .. u_end - 1, channels k0 .. k0 + kv*lanes - 1, over the images
-    # first_image, first_image + NSLOT, ... < N, in blocks of m images x rb rows: each block's
-    # output gradient is first transposed into dyt (this thread's scratch: pixels x channels,
-    # zeros past channel K), which then stays in L1 while every pair is summed over it.
+    # Pairs u_begin .. u_end - 1, every output channel, over the images first_image,
+    # first_image + NSLOT, ... < N, in blocks of m images x rb rows: each block's output
+    # gradient is first transposed into dyt (this thread's scratch: for each block of
+    # kvmax*lanes channels, pixels x channels, zeros past channel K), and then every block of
+    # channels sums the pairs over it, while the block's x stays in L2 (a task per block of
+    # channels, each reading all of x, scaled 1.3x on two threads).
     cdef fc_conv_geom g = shared[0]
-    cdef Py_ssize_t KB = kv * lanes, kn = min(KB, K - k0), PQ = P * Q
-    cdef Py_ssize_t n, p0, j, kk, pix, npix
+    cdef Py_ssize_t KB = kvmax * lanes, kblocks = (Kp + KB - 1) // KB, PQ = P * Q
+    cdef Py_ssize_t n, p0, j, k, kblk, pix, npix, block
     cdef const floating *src
     cdef floating *dst
     cdef unsigned csr = fc_denormals_off()
+    cdef int kv
     g.ldk = KB
     g.x_image = NSLOT * x_image
     n = first_image
@@ -796,21 +780,25 @@ cdef void _wgcl_task(const fc_conv_geom *shared, const floating *gy, const float
             g.rows = min(rb, P - p0)
             npix = g.rows * Q
             g.dy_image = npix * KB
+            block = g.images * g.dy_image     # one block of channels' transposed gradient
             for j in range(g.images):
-                dst = dyt + j * g.dy_image
-                for kk in range(kn):
-                    src = gy + ((n + j * NSLOT) * K + k0 + kk) * PQ + p0 * Q
-                    for pix in range(npix):
-                        dst[pix * KB + kk] = src[pix]
-                if kn < KB:
-                    for pix in range(npix):
-                        memset(dst + pix * KB + kn, 0, (KB - kn) * sizeof(floating))
-            if floating is float:
-                fc_conv_wgcl_f32(&g, dyt, x + n * x_image + p0 * g.row_step, kv, u_begin,
-                                 u_end, dwt + k0)
-            else:
-                fc_conv_wgcl_f64(&g, dyt, x + n * x_image + p0 * g.row_step, kv, u_begin,
-                                 u_end, dwt + k0)
+                for k in range(Kp):
+                    dst = dyt + k // KB * block + j * g.dy_image + k % KB
+                    if k < K:
+                        src = gy + ((n + j * NSLOT) * K + k) * PQ + p0 * Q
+                        for pix in range(npix):
+                            dst[pix * KB] = src[pix]
+                    else:
+                        for pix in range(npix):
+                            dst[pix * KB] = 0
+            for kblk in range(kblocks):
+                kv = <int>min(kvmax, (Kp - kblk * KB) // lanes)
+                if floating is float:
+                    fc_conv_wgcl_f32(&g, dyt + kblk * block, x + n * x_image + p0 * g.row_step,
+                                     kv, u_begin, u_end, dwt + kblk * KB)
+                else:
+                    fc_conv_wgcl_f64(&g, dyt + kblk * block, x + n * x_image + p0 * g.row_step,
+                                     kv, u_begin, u_end, dwt + kblk * KB)
             p0 = p0 + rb
         n = n + g.images * NSLOT
     fc_denormals_restore(csr)
@@ -823,9 +811,9 @@ cdef _backward_weight_cl(const floating *gy, const floating *x, _Prepared prep,
     """The weight gradient (K, C, R, S) of an ungrouped convolution, vectorised along output
     channels (fc_conv_wgcl). Slot s sums images s, s + NSLOT, ... into its own partial
     [pairs][channels]; the partials are added in a fixed order, so the result does not depend
-    on the thread count. Tasks = (slot, block of channels, range of pairs)."""
+    on the thread count. Tasks = (slot, range of pairs), each for every output channel."""
     cdef Py_ssize_t nu_all = C * R * S, Kp = (K + lanes - 1) // lanes * lanes
-    cdef Py_ssize_t kvmax = fc_conv_wgcl_kv()
+    cdef int kvmax = fc_conv_wgcl_kv()
     cdef Py_ssize_t KBmax = kvmax * lanes, kblocks = (Kp + KBmax - 1) // KBmax
     cdef Py_ssize_t slots = min(N, NSLOT)
     cdef Py_ssize_t m, rb
@@ -833,31 +821,29 @@ cdef _backward_weight_cl(const floating *gy, const floating *x, _Prepared prep,
         rb, m = P, max(1, min((N + NSLOT - 1) // NSLOT, WGCL_PIXELS // (P * Q)))
     else:
         rb, m = max(1, WGCL_PIXELS // Q), 1
-    # a task for every thread: split the pairs into ranges when slots x blocks is short
-    # (each range transposes the same output gradient again, so no more than that)
-    cdef Py_ssize_t ranges = max(1, min(nu_all, (n_threads + slots * kblocks - 1)
-                                        // (slots * kblocks)))
+    # a task for every thread: split the pairs into ranges when the slots are fewer (each
+    # range transposes the same output gradient again), in whole tiles of pairs for every
+    # block's kv (the last block may have fewer vectors, and so more pairs per tile)
+    cdef Py_ssize_t nu_a = fc_conv_wgcl_nu(kvmax)
+    cdef Py_ssize_t nu_b = fc_conv_wgcl_nu(<int>((Kp - (kblocks - 1) * KBmax) // lanes))
+    cdef Py_ssize_t unit = nu_a * nu_b // math.gcd(nu_a, nu_b)
+    cdef Py_ssize_t ranges = max(1, min((nu_all + unit - 1) // unit,
+                                        (n_threads + slots - 1) // slots))
+    cdef Py_ssize_t size = ((nu_all + ranges - 1) // ranges + unit - 1) // unit * unit
     partial_arr = np.zeros((slots, nu_all + FC_WCL_NU_MAX, Kp),
                            np.float32 if floating is float else np.float64)
     cdef floating[:, :, ::1] partial = partial_arr
-    cdef floating[:, ::1] scratch = np.empty((n_threads, max(WGCL_PIXELS, Q) * KBmax),
-                                             partial_arr.dtype)
-    cdef Py_ssize_t task, slot, kblk, r, k0, nu, size, u0
-    cdef int kv
+    cdef floating[:, ::1] scratch = np.empty(
+        (n_threads, max(WGCL_PIXELS, Q) * kblocks * KBmax), partial_arr.dtype)
+    cdef Py_ssize_t task, slot, r, u0
     cdef fc_conv_geom geo = _wgrad_geom(prep, taps, C, R * S, sh, Q)
     geo.ldy_row = Kp
-    for task in prange(slots * kblocks * ranges, nogil=True, schedule="static",
-                       num_threads=n_threads):
+    for task in prange(slots * ranges, nogil=True, schedule="static", num_threads=n_threads):
         r = task % ranges
-        kblk = (task // ranges) % kblocks
-        slot = task // (ranges * kblocks)
-        k0 = kblk * KBmax
-        kv = <int>min(kvmax, (Kp - k0) // lanes)
-        nu = fc_conv_wgcl_nu(kv)
-        size = ((nu_all + ranges - 1) // ranges + nu - 1) // nu * nu
+        slot = task // ranges
         u0 = r * size
         if u0 < nu_all:
-            _wgcl_task(&geo, gy, x, &partial[slot, 0, 0], k0, K, kv, lanes, u0,
+            _wgcl_task(&geo, gy, x, &partial[slot, 0, 0], K, Kp, kvmax, lanes, u0,
                        min(nu_all, u0 + size), slot, N, C * prep.plane, P, Q, rb, m,
                        &scratch[threadid(), 0])
     total = partial_arr[0]

@@ -8,7 +8,9 @@
 * How close to the machine's limit? Convolutions report GFLOP/s, counting
   ``2 * N * K * P * Q * C/groups * R * S`` per pass (forward, backward-data and
   backward-weights alike), and its percentage of the sgemm peak: the median GFLOP/s of a large
-  float32 ``numpy.matmul`` (2048^3; 1024^3 with --quick), measured in the same run. Where
+  float32 ``numpy.matmul`` (2048^3; 1024^3 with --quick), timed in turns with the case's
+  engines (``sgemm_gflops`` in the case's JSON; ``sgemm_peak_gflops``, measured once at the
+  start, is what the other kinds of case are shown beside). Where
   OpenBLAS does not know the CPU it falls back to narrower SIMD kernels (the report names
   them), so fastcnn can pass 100%.
   Max-pooling moves memory rather than computing: it reports GB/s (the bytes it must read
@@ -600,13 +602,19 @@ class SameThreads:
             self.torch.set_num_threads(torch_n)
 
 
-def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Median GFLOP/s of an n x n x n float32 numpy.matmul (after one warm-up call)."""
+def _sgemm_call(n: int) -> Callable[[], np.ndarray]:
+    """An n x n x n float32 numpy.matmul into a preallocated output, ready to time."""
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, n, n), dtype=np.float32)
     out = np.empty((n, n), dtype=np.float32)
-    np.matmul(a, b, out=out)
-    times = [_timed(lambda: np.matmul(a, b, out=out)) for _ in range(repeats)]
+    return functools.partial(np.matmul, a, b, out=out)
+
+
+def sgemm_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Median GFLOP/s of an n x n x n float32 numpy.matmul (after one warm-up call)."""
+    call = _sgemm_call(n)
+    call()
+    times = [_timed(call) for _ in range(repeats)]
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
@@ -737,6 +745,9 @@ def _peak_memory(fn) -> int:
     return peak - before
 
 
+_SGEMM = "sgemm"  # run_case's name for the sgemm turns (not an engine)
+
+
 def measure(calls: dict, settings: Settings) -> dict:
     """Times (seconds) of every engine's call: name -> list of times.
 
@@ -763,13 +774,17 @@ def measure(calls: dict, settings: Settings) -> dict:
     return times
 
 
-def run_case(case: Case, engines: dict, settings: Settings) -> dict:
-    """Measure one case on every engine; the JSON record of the case."""
+def run_case(case: Case, engines: dict, settings: Settings, sgemm=None) -> dict:
+    """Measure one case on every engine; the JSON record of the case. For a convolution,
+    sgemm (an n x n x n numpy.matmul, n = settings.sgemm_n) takes its turns in the same
+    rounds, so that the case's '% sgemm' compares rates measured at the same time (the VM's
+    speed drifts by 30% within minutes: against one peak measured at the start of a run,
+    the big layers showed 96-120% of it)."""
     inputs = make_inputs(case)
     record = {"name": case.name, "kind": case.kind, "op": case.op,
               "spec": dataclasses.asdict(case.spec), "describe": case.spec.describe(),
               "batch": case.batch, "flops": case.flops, "bytes_moved": case.bytes_moved,
-              "engines": {}}
+              "engines": {}, "sgemm_gflops": None}
     calls, skipped = {}, {}
     for name, engine in engines.items():
         why = engine.unsupported(case)
@@ -777,8 +792,13 @@ def run_case(case: Case, engines: dict, settings: Settings) -> dict:
             skipped[name] = why
         else:
             calls[name] = engine.prepare(case, inputs)
+    if sgemm is not None and case.kind == "conv" and calls:
+        calls[_SGEMM] = sgemm
     gc.collect()
     times = measure(calls, settings) if calls else {}
+    if _SGEMM in times:
+        record["sgemm_gflops"] = (2 * settings.sgemm_n ** 3
+                                  / statistics.median(times.pop(_SGEMM)) / 1e9)
     for name, ts in times.items():
         median = statistics.median(ts)
         result = {"median_s": median, "min_s": min(ts), "times_s": ts,
@@ -888,7 +908,8 @@ def format_report(report: dict) -> str:
              f"numpy {m['numpy']}, {torch_note}, kernels: {m['build_info'].get('simd')} "
              f"(CPU: {m['build_info'].get('cpu_simd')}), openmp {m['build_info'].get('openmp')}",
              f"sgemm peak (numpy.matmul {report['sgemm_n']}^3 float32{blas_kernels}): "
-             f"{peak:.1f} GFLOP/s; '% sgemm' = fastcnn GFLOP/s / sgemm peak",
+             f"{peak:.1f} GFLOP/s at the start; '% sgemm' = fastcnn GFLOP/s / the same "
+             "sgemm's GFLOP/s, timed in turns with each convolution case",
              f"copy bandwidth (64 MiB float32, {report['threads']} threads, read + written): "
              f"{report['copy_gbytes_per_s']:.1f} GB/s; '% copy' = fastcnn GB/s / copy "
              "bandwidth",
@@ -906,7 +927,8 @@ def format_report(report: dict) -> str:
                ("vs ref", lambda r: _fmt_x(r["speedup_vs_reference"]), ">"),
                ("vs torch", lambda r: _fmt_x(r["speedup_vs_torch"]), ">"),
                ("GFLOP/s", lambda r: _fmt_rate(_engine(r, "fastcnn", "gflops")), ">"),
-               ("% sgemm", lambda r: _fmt_pct(_engine(r, "fastcnn", "gflops"), peak), ">"),
+               ("% sgemm", lambda r: _fmt_pct(_engine(r, "fastcnn", "gflops"),
+                                              r.get("sgemm_gflops") or peak), ">"),
                ("mem fastcnn",
                 lambda r: _fmt_mem(_engine(r, "fastcnn", "peak_memory_bytes")), ">"),
                ("mem ref",
@@ -994,10 +1016,12 @@ def run(cases: list[Case], threads: int, quick: bool = False, progress=None) -> 
         report["sgemm_peak_gflops"] = sgemm_peak(settings.sgemm_n)
         report["copy_gbytes_per_s"] = copy_bandwidth(threads)
         report["cases"] = []
+        sgemm = _sgemm_call(settings.sgemm_n)
         for i, case in enumerate(cases):
             if progress:
                 progress.show(i, case.name)
-            report["cases"].append(run_case(case.quick() if quick else case, engines, settings))
+            report["cases"].append(run_case(case.quick() if quick else case, engines, settings,
+                                            sgemm))
         if progress:
             progress.show(len(cases), "done")
             progress.close()

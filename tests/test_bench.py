@@ -111,6 +111,11 @@ def test_quick_run_writes_json_with_the_documented_keys(tmp_path, capsys):
         assert {"median_s", "min_s", "times_s", "gflops", "peak_memory_bytes"} <= set(result)
         assert result["median_s"] > 0 and result["peak_memory_bytes"] > 0
     assert case["speedup_vs_reference"] > 0
+    # '% sgemm' is against the sgemm timed in turns with the case, not the run's first one
+    assert case["sgemm_gflops"] > 0
+    pct = f"{100 * case['engines']['fastcnn']['gflops'] / case['sgemm_gflops']:.1f}%"
+    (row,) = [line for line in out.splitlines() if line.startswith("conv.lenet5-c1.forward")]
+    assert [cell for cell in row.split() if cell.endswith("%")] == [pct], (row, pct)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -163,5 +168,6 @@ def test_pool_case_counts_the_bytes_it_must_move(tmp_path, capsys):
     assert "% copy" in capsys.readouterr().out
     (case,) = json.loads(path.read_text())["cases"]
     assert case["bytes_moved"] == bench.Pool(4, 64, 56, 56, 2, 2).bytes_moved
+    assert case["sgemm_gflops"] is None  # only convolutions time an sgemm beside them
     result = case["engines"]["fastcnn"]
     assert result["gbytes_per_s"] == pytest.approx(case["bytes_moved"] / result["median_s"] / 1e9)

@@ -350,7 +350,7 @@ def test_conv2d_grad_weight_reads_an_unpadded_read_only_input_in_place(
     (9, 3, 17, {"stride": 2, "padding": (1, 2)}),       # and an odd image count per slot
     (5, 40, 33, {"dilation": 2, "groups": 2}),          # one image per call, rows in blocks
     (3, 40, 33, {"dilation": 2}),                       # the same, ungrouped
-    (2, 4, 300, {"stride": (1, 2)}),                    # rows wider than a block of pixels
+    (2, 4, 600, {"stride": (1, 2)}),                    # rows wider than a block of pixels
 ])
 def test_conv2d_grad_weight_over_image_batches(num_threads, wgrad_kernel, prepare, N, H, W,
                                                kwargs, dtype):

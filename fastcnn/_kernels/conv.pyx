@@ -37,7 +37,6 @@ prepares their operands and splits the work over OpenMP threads:
               images of x (_wgrad_task), as the forward's tasks do.
 Each task turns denormals off (FTZ/DAZ) for its thread and restores the caller's state.
 """
-import math
 import os
 
 import numpy as np
@@ -754,18 +753,21 @@ def _channels_last_wins(Py_ssize_t K, Py_ssize_t pairs, Py_ssize_t lanes):
 
 cdef void _wgcl_task(const fc_conv_geom *shared, const floating *gy, const floating *x,
                      floating *dwt, Py_ssize_t K, Py_ssize_t Kp, int kvmax, Py_ssize_t lanes,
-                     Py_ssize_t u_begin, Py_ssize_t u_end, Py_ssize_t first_image,
+                     Py_ssize_t share0, Py_ssize_t share1, Py_ssize_t first_image,
                      Py_ssize_t N, Py_ssize_t x_image, Py_ssize_t P, Py_ssize_t Q,
                      Py_ssize_t rb, Py_ssize_t m, floating *dyt) noexcept nogil:
-    # Pairs u_begin .. u_end - 1, every output channel, over the images first_image,
-    # first_image + NSLOT, ... < N, in blocks of m images x rb rows: each block's output
-    # gradient is first transposed into dyt (this thread's scratch: for each block of
-    # kvmax*lanes channels, pixels x channels, zeros past channel K), and then every block of
-    # channels sums the pairs over it, while the block's x stays in L2 (a task per block of
-    # channels, each reading all of x, scaled 1.3x on two threads).
+    # The task's share share0 .. share1 - 1 of the pairs, every output channel, over the
+    # images first_image, first_image + NSLOT, ... < N, in blocks of m images x rb rows: each
+    # block's output gradient is first transposed into dyt (this thread's scratch: for each
+    # block of kvmax*lanes channels, pixels x channels, zeros past channel K), and then every
+    # block of channels sums the pairs over it, while the block's x stays in L2 (a task per
+    # block of channels, each reading all of x, scaled 1.3x on two threads). A channel
+    # block's tiles take nu pairs each (fewer vectors, more pairs), so its pairs start at the
+    # share's ends rounded up to a multiple of nu: the next share starts where this one ends,
+    # and only the last share's last tile runs past the pairs (into the partial's spare rows).
     cdef fc_conv_geom g = shared[0]
     cdef Py_ssize_t KB = kvmax * lanes, kblocks = (Kp + KB - 1) // KB, PQ = P * Q
-    cdef Py_ssize_t n, p0, j, k, kblk, pix, npix, block
+    cdef Py_ssize_t n, p0, j, k, kblk, pix, npix, block, nu, u_begin, u_end
     cdef const floating *src
     cdef floating *dst
     cdef unsigned csr = fc_denormals_off()
@@ -793,6 +795,11 @@ cdef void _wgcl_task(const fc_conv_geom *shared, const floating *gy, const float
                             dst[pix * KB] = 0
             for kblk in range(kblocks):
                 kv = <int>min(kvmax, (Kp - kblk * KB) // lanes)
+                nu = fc_conv_wgcl_nu(kv)
+                u_begin = (share0 + nu - 1) // nu * nu
+                u_end = (share1 + nu - 1) // nu * nu
+                if u_begin >= u_end:
+                    continue
                 if floating is float:
                     fc_conv_wgcl_f32(&g, dyt + kblk * block, x + n * x_image + p0 * g.row_step,
                                      kv, u_begin, u_end, dwt + kblk * KB)
@@ -811,7 +818,7 @@ cdef _backward_weight_cl(const floating *gy, const floating *x, _Prepared prep,
     """The weight gradient (K, C, R, S) of an ungrouped convolution, vectorised along output
     channels (fc_conv_wgcl). Slot s sums images s, s + NSLOT, ... into its own partial
     [pairs][channels]; the partials are added in a fixed order, so the result does not depend
-    on the thread count. Tasks = (slot, range of pairs), each for every output channel."""
+    on the thread count. Tasks = (slot, share of the pairs), each for every output channel."""
     cdef Py_ssize_t nu_all = C * R * S, Kp = (K + lanes - 1) // lanes * lanes
     cdef int kvmax = fc_conv_wgcl_kv()
     cdef Py_ssize_t KBmax = kvmax * lanes, kblocks = (Kp + KBmax - 1) // KBmax
@@ -821,31 +828,23 @@ cdef _backward_weight_cl(const floating *gy, const floating *x, _Prepared prep,
         rb, m = P, max(1, min((N + NSLOT - 1) // NSLOT, WGCL_PIXELS // (P * Q)))
     else:
         rb, m = max(1, WGCL_PIXELS // Q), 1
-    # a task for every thread: split the pairs into ranges when the slots are fewer (each
-    # range transposes the same output gradient again), in whole tiles of pairs for every
-    # block's kv (the last block may have fewer vectors, and so more pairs per tile)
-    cdef Py_ssize_t nu_a = fc_conv_wgcl_nu(kvmax)
-    cdef Py_ssize_t nu_b = fc_conv_wgcl_nu(<int>((Kp - (kblocks - 1) * KBmax) // lanes))
-    cdef Py_ssize_t unit = nu_a * nu_b // math.gcd(nu_a, nu_b)
-    cdef Py_ssize_t ranges = max(1, min((nu_all + unit - 1) // unit,
-                                        (n_threads + slots - 1) // slots))
-    cdef Py_ssize_t size = ((nu_all + ranges - 1) // ranges + unit - 1) // unit * unit
+    # a task for every thread: split the pairs into shares when the slots are fewer (each
+    # share transposes the same output gradient again)
+    cdef Py_ssize_t ranges = max(1, min(nu_all, (n_threads + slots - 1) // slots))
     partial_arr = np.zeros((slots, nu_all + FC_WCL_NU_MAX, Kp),
                            np.float32 if floating is float else np.float64)
     cdef floating[:, :, ::1] partial = partial_arr
     cdef floating[:, ::1] scratch = np.empty(
         (n_threads, max(WGCL_PIXELS, Q) * kblocks * KBmax), partial_arr.dtype)
-    cdef Py_ssize_t task, slot, r, u0
+    cdef Py_ssize_t task, slot, r
     cdef fc_conv_geom geo = _wgrad_geom(prep, taps, C, R * S, sh, Q)
     geo.ldy_row = Kp
     for task in prange(slots * ranges, nogil=True, schedule="static", num_threads=n_threads):
         r = task % ranges
         slot = task // ranges
-        u0 = r * size
-        if u0 < nu_all:
-            _wgcl_task(&geo, gy, x, &partial[slot, 0, 0], K, Kp, kvmax, lanes, u0,
-                       min(nu_all, u0 + size), slot, N, C * prep.plane, P, Q, rb, m,
-                       &scratch[threadid(), 0])
+        _wgcl_task(&geo, gy, x, &partial[slot, 0, 0], K, Kp, kvmax, lanes,
+                   nu_all * r // ranges, nu_all * (r + 1) // ranges, slot, N, C * prep.plane,
+                   P, Q, rb, m, &scratch[threadid(), 0])
     total = partial_arr[0]
     for slot in range(1, slots):
         total = total + partial_arr[slot]

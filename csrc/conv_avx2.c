@@ -14,6 +14,15 @@
 #define WGRAD_U 3
 #define WGCL_ACC 10
 #define CT_ACC 12 /* + 2 weight vectors + 1 broadcast */
+/* the first n < VL lanes of v to p (conv_kernel.inc's store_part) */
+#define STORE_PART_F32(p, v, n)                                                               \
+    _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n)),                    \
+                                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),     \
+                        (__m256)(v))
+#define STORE_PART_F64(p, v, n)                                                               \
+    _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n),                          \
+                                              _mm256_setr_epi64x(0, 1, 2, 3)),                \
+                        (__m256d)(v))
 #include "conv_types.inc"
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -15,6 +15,9 @@
 #define WGRAD_U 4
 #define WGCL_ACC 24
 #define CT_ACC 24
+/* the first n < VL lanes of v to p (conv_kernel.inc's store_part) */
+#define STORE_PART_F32(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), (__m512)(v))
+#define STORE_PART_F64(p, v, n) _mm512_mask_storeu_pd(p, (__mmask8)((1u << (n)) - 1), (__m512d)(v))
 #include "conv_types.inc"
 #if defined(__clang__)
 #pragma clang attribute pop

@@ -214,8 +214,10 @@ cdef void _pack_into(const floating[:, :, :, :] w, Py_ssize_t Kg, Py_ssize_t blo
     # view first; the forward's contiguous weights, 0.12 ms against 0.07)
     cdef Py_ssize_t Cg = w.shape[1], R = w.shape[2], S = w.shape[3], U = Cg * R * S
     cdef Py_ssize_t Kp = (Kg + align - 1) // align * align, g, b0, kb, kn, kk, c, r, s, o
-    cdef Py_ssize_t s0 = w.strides[0] // sizeof(floating), s1 = w.strides[1] // sizeof(floating)
-    cdef Py_ssize_t s2 = w.strides[2] // sizeof(floating), s3 = w.strides[3] // sizeof(floating)
+    # element strides, negative for flipped axes (sizeof is unsigned: divided by it, they wrapped)
+    cdef Py_ssize_t item = sizeof(floating)
+    cdef Py_ssize_t s0 = w.strides[0] // item, s1 = w.strides[1] // item
+    cdef Py_ssize_t s2 = w.strides[2] // item, s3 = w.strides[3] // item
     cdef const floating *src
     if w.shape[0] == 0 or U == 0:
         return
@@ -855,7 +857,8 @@ cdef _backward_weight_cl(const floating *gy, const floating *x, _Prepared prep,
     """The weight gradient (K, C, R, S) of an ungrouped convolution, vectorised along output
     channels (fc_conv_wgcl), into gw (K x C*R*S, contiguous). Slot s sums images s,
     s + NSLOT, ... into its own partial [pairs][channels]; the partials are added in a fixed
-    order, so the result does not depend on the thread count. Tasks = (slot, share of the pairs), each for every output channel."""
+    order, so the result does not depend on the thread count. Tasks = (slot, share of the
+    pairs), each for every output channel."""
     cdef Py_ssize_t nu_all = C * R * S, Kp = (K + lanes - 1) // lanes * lanes
     cdef int kvmax = fc_conv_wgcl_kv()
     cdef Py_ssize_t KBmax = kvmax * lanes, kblocks = (Kp + KBmax - 1) // KBmax

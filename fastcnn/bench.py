@@ -35,6 +35,11 @@ calls, as many as the engine's time budget allows (at most 20 per block). The fi
 medians of all timed calls. A busy machine makes them noisy: the report warns when the load
 average was high at the start.
 
+Thread scaling. ``--scaling`` times each case on fastcnn alone, on one thread and on
+``--threads`` (at least 2), with the sgemm on one and on as many beside it: all four take turns
+in the same rounds, so that the VM's drift, which between two runs of a thread count each
+showed as scaling, touches them alike (`run_scaling_case`).
+
 Memory. "Peak extra memory" is the peak of Python's tracemalloc during one call, minus what was
 traced when the call began: every NumPy array the call allocates (NumPy reports its data buffers
 to tracemalloc), its outputs included, plus Python objects. Memory that C code takes with plain
@@ -819,6 +824,43 @@ def run_case(case: Case, engines: dict, settings: Settings, sgemm=None) -> dict:
     return record
 
 
+def _on_threads(n: int, fn, blas: bool = False) -> Callable[[], object]:
+    """fn run with fastcnn's kernels (and, with blas, NumPy's OpenBLAS) on n threads."""
+    def call():
+        _config.set_num_threads(n)
+        if blas:
+            _blas.threads(n)
+        return fn()
+    return call
+
+
+def run_scaling_case(case: Case, engines: dict, settings: Settings, threads: int,
+                     sgemm) -> dict:
+    """Thread scaling of one case: fastcnn on 1 thread and on `threads`, and the sgemm on 1
+    and on `threads` beside it (the machine's own scaling), all four taking turns in the same
+    rounds (`measure`). Timing one thread count per run, the VM's drift between the runs
+    (30-50% within minutes here) showed as scaling: 1.47x in two runs, 1.96x in turns."""
+    inputs = make_inputs(case)
+    fastcnn = engines["fastcnn"].prepare(case, inputs)
+    calls = {"fastcnn_1": _on_threads(1, fastcnn), "fastcnn_n": _on_threads(threads, fastcnn),
+             "sgemm_1": _on_threads(1, sgemm, blas=True),
+             "sgemm_n": _on_threads(threads, sgemm, blas=True)}
+    gc.collect()
+    try:
+        times = measure(calls, settings)
+    finally:
+        _config.set_num_threads(threads)
+        _blas.threads(threads)
+    median = {name: statistics.median(ts) for name, ts in times.items()}
+    return {"name": case.name, "kind": case.kind, "op": case.op,
+            "spec": dataclasses.asdict(case.spec), "describe": case.spec.describe(),
+            "batch": case.batch, "flops": case.flops, "threads": threads,
+            "times_s": times, "one_thread_s": median["fastcnn_1"],
+            "threads_s": median["fastcnn_n"],
+            "speedup": median["fastcnn_1"] / median["fastcnn_n"],
+            "sgemm_speedup": median["sgemm_1"] / median["sgemm_n"]}
+
+
 # ------------------------------------------------------------------------------- reporting
 
 class _Progress:
@@ -896,8 +938,47 @@ _EXTRA_COLUMNS = {
 }
 
 
+def _table(cols, records) -> list[str]:
+    rows = [[header for header, _, _ in cols]] + [[f(r) for _, f, _ in cols] for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+    return ["  ".join(f"{cell:{align}{w}}" for cell, (_, _, align), w
+                      in zip(row, cols, widths)).rstrip() for row in rows]
+
+
+def _load_warning(report: dict) -> list[str]:
+    start, end = report["machine"]["load_average"], report["load_average_end"]
+    if start is not None and end is not None and (start > 0.5 or end > report["threads"] + 0.5):
+        return [f"WARNING: other work shared the cores (1-minute load average {start:.2f} "
+                f"at the start, {end:.2f} at the end, of which this run's threads make "
+                f"up to {report['threads']}): the figures are noisy."]
+    return []
+
+
+def format_scaling(report: dict) -> str:
+    """The table `main --scaling` prints: one row per case."""
+    m, n = report["machine"], report["threads"]
+    lines = [f"fastcnn {m['fastcnn']} bench --scaling{' --quick' if report['quick'] else ''}"
+             f" on {m['cpu_model']}: {m['usable_cpus']} usable CPUs, 1 thread against {n}, "
+             f"kernels: {m['build_info'].get('simd')}",
+             f"Times are medians; fastcnn on 1 and {n} threads and the sgemm (numpy.matmul "
+             f"{report['sgemm_n']}^3 float32) on 1 and {n} take turns in the same rounds; "
+             f"'x sgemm' = fastcnn's speedup / the sgemm's. Calls too small to gain from "
+             f"more threads use fewer, as they do outside the bench."] + _load_warning(report)
+    lines.append("")
+    lines += _table([("case", lambda r: r["name"], "<"),
+                     ("1 thread", lambda r: _fmt_time(r["one_thread_s"]), ">"),
+                     (f"{n} threads", lambda r: _fmt_time(r["threads_s"]), ">"),
+                     ("speedup", lambda r: _fmt_x(r["speedup"]), ">"),
+                     ("sgemm speedup", lambda r: _fmt_x(r["sgemm_speedup"]), ">"),
+                     ("x sgemm", lambda r: f"{r['speedup'] / r['sgemm_speedup']:.2f}", ">")],
+                    report["cases"])
+    return "\n".join(lines)
+
+
 def format_report(report: dict) -> str:
     """The tables `main` prints: one section per kind, one row per case."""
+    if report.get("scaling"):
+        return format_scaling(report)
     m, peak = report["machine"], report["sgemm_peak_gflops"]
     torch_note = (f"torch {m['torch']} ({m['torch_threads']} threads)" if m["torch"]
                   else f"torch: not available ({m['torch_unavailable']})")
@@ -916,11 +997,7 @@ def format_report(report: dict) -> str:
              "bandwidth",
              "Times are medians; 'vs' = peer time / fastcnn time (>1: fastcnn faster); "
              "memory = peak extra NumPy allocations of one call (tracemalloc)."]
-    start, end = m["load_average"], report["load_average_end"]
-    if start is not None and end is not None and (start > 0.5 or end > report["threads"] + 0.5):
-        lines.append(f"WARNING: other work shared the cores (1-minute load average {start:.2f} "
-                     f"at the start, {end:.2f} at the end, of which this run's threads make "
-                     f"up to {report['threads']}): the figures are noisy.")
+    lines += _load_warning(report)
     columns = [("case", lambda r: r["name"], "<"),
                ("fastcnn", lambda r: _fmt_time(_engine(r, "fastcnn", "median_s")), ">"),
                ("numpy ref", lambda r: _fmt_time(_engine(r, "reference", "median_s")), ">"),
@@ -939,12 +1016,7 @@ def format_report(report: dict) -> str:
         if not records:
             continue
         cols = columns + _EXTRA_COLUMNS.get(kind, lambda report: [])(report)
-        rows = [[header for header, _, _ in cols]] + [[f(r) for _, f, _ in cols] for r in records]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
-        lines += ["", title]
-        for row in rows:
-            lines.append("  ".join(f"{cell:{align}{w}}" for cell, (_, _, align), w
-                                   in zip(row, cols, widths)).rstrip())
+        lines += ["", title] + _table(cols, records)
         skipped = {}
         for r in records:
             for name, result in r["engines"].items():
@@ -999,17 +1071,23 @@ def select(patterns: list[str] | None) -> list[Case]:
     return [c for c in CASES if any(p in c.name for p in patterns)]
 
 
-def run(cases: list[Case], threads: int, quick: bool = False, progress=None) -> dict:
+def run(cases: list[Case], threads: int, quick: bool = False, progress=None,
+        scaling: bool = False) -> dict:
     """Measure the cases (their quick shapes when quick) and return the report dict that
-    --json writes: keys date, elapsed_s, quick, threads, settings, machine, sgemm_n,
-    sgemm_peak_gflops, copy_gbytes_per_s, cases, load_average_end."""
+    --json writes: keys date, elapsed_s, quick, scaling, threads, settings, machine, sgemm_n,
+    sgemm_peak_gflops, copy_gbytes_per_s, cases, load_average_end. With scaling, each case
+    is `run_scaling_case`'s record (fastcnn on 1 thread and on `threads`) instead of
+    `run_case`'s."""
+    if scaling and threads < 2:
+        raise ValueError(f"scaling compares 1 thread with more: threads must be at least 2, "
+                         f"got {threads}")
     t0 = time.perf_counter()
     torch, torch_missing = _import_torch()
     engines = available_engines()
     settings = Settings.for_run(quick)
     with SameThreads(threads, torch):
         report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "elapsed_s": None,
-                  "quick": quick, "threads": threads, "settings": dataclasses.asdict(settings),
+                  "quick": quick, "scaling": scaling, "threads": threads, "settings": dataclasses.asdict(settings),
                   "machine": machine_info(threads, torch, torch_missing)}
         if progress:
             progress.show(0, "sgemm peak")
@@ -1021,8 +1099,9 @@ def run(cases: list[Case], threads: int, quick: bool = False, progress=None) -> 
         for i, case in enumerate(cases):
             if progress:
                 progress.show(i, case.name)
-            report["cases"].append(run_case(case.quick() if quick else case, engines, settings,
-                                            sgemm))
+            case = case.quick() if quick else case
+            report["cases"].append(run_scaling_case(case, engines, settings, threads, sgemm)
+                                   if scaling else run_case(case, engines, settings, sgemm))
         if progress:
             progress.show(len(cases), "done")
             progress.close()
@@ -1048,6 +1127,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"now {_config.get_num_threads()})")
     parser.add_argument("--filter", action="append", metavar="NAME",
                         help="only cases whose name contains NAME (repeatable)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="thread scaling instead: fastcnn on 1 thread and on --threads "
+                             "(at least 2), in turns, beside the sgemm's own scaling")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     return parser
 
@@ -1079,7 +1161,12 @@ def main(argv=None) -> int:
         except ImportError:
             parser.error("--plot needs matplotlib: pip install matplotlib")
     threads = args.threads or _config.get_num_threads()
-    report = run(cases, threads, args.quick, _Progress(len(cases)))
+    if args.scaling and threads < 2:
+        parser.error(f"--scaling compares 1 thread with more: --threads must be at least 2, "
+                     f"got {threads}")
+    if args.scaling and args.plot:
+        parser.error("--plot draws speedups against the peers, which --scaling does not time")
+    report = run(cases, threads, args.quick, _Progress(len(cases)), scaling=args.scaling)
     print(format_report(report))
     if args.json:
         with open(args.json, "w") as f:

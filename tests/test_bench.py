@@ -9,7 +9,7 @@ import pytest
 
 import fastcnn
 import fastcnn.functional as F
-from fastcnn import _args, bench
+from fastcnn import _args, _blas, bench
 
 CASES = {case.name: case for case in bench.CASES}
 
@@ -124,6 +124,8 @@ def test_quick_run_writes_json_with_the_documented_keys(tmp_path, capsys):
     (["--filter", "no-such-case"], "--filter no-such-case matches no case"),
     (["--json", "/no/such/folder/out.json"], "folder /no/such/folder does not exist"),
     (["--speed"], "unrecognized arguments: --speed"),
+    (["--scaling", "--threads", "1"], "--threads must be at least 2, got 1"),
+    (["--scaling", "--threads", "2", "--plot", "x.png"], "--plot draws speedups against"),
 ])
 def test_bad_option_exits_2_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -171,3 +173,41 @@ def test_pool_case_counts_the_bytes_it_must_move(tmp_path, capsys):
     assert case["sgemm_gflops"] is None  # only convolutions time an sgemm beside them
     result = case["engines"]["fastcnn"]
     assert result["gbytes_per_s"] == pytest.approx(case["bytes_moved"] / result["median_s"] / 1e9)
+
+
+def test_scaling_times_one_thread_and_n_in_the_same_turns(tmp_path, capsys, monkeypatch):
+    # every call of the four sets its own thread counts, so that they can take turns
+    seen, measure = {}, bench.measure
+
+    def recording_measure(calls, settings):
+        for name, fn in calls.items():
+            fn()
+            seen[name] = (fastcnn.get_num_threads(), _blas.threads())
+        return measure(calls, settings)
+
+    monkeypatch.setattr(bench, "measure", recording_measure)
+    path = tmp_path / "scaling.json"
+    threads_before, blas_before = fastcnn.get_num_threads(), _blas.threads()
+    assert bench.main(["--scaling", "--quick", "--threads", "2", "--filter",
+                       "conv.resnet-3x3.forward", "--json", str(path)]) == 0
+    assert (fastcnn.get_num_threads(), _blas.threads()) == (threads_before, blas_before)
+    assert {name: fc for name, (fc, _) in seen.items() if name.startswith("fastcnn")} == {
+        "fastcnn_1": 1, "fastcnn_n": 2}
+    if blas_before is not None:  # NumPy's BLAS is OpenBLAS: its threads are set too
+        assert {name: b for name, (_, b) in seen.items() if name.startswith("sgemm")} == {
+            "sgemm_1": 1, "sgemm_n": 2}
+    report = json.loads(path.read_text())
+    assert report["scaling"] is True and report["threads"] == 2
+    (case,) = report["cases"]
+    assert case["name"] == "conv.resnet-3x3.forward" and case["threads"] == 2
+    assert set(case["times_s"]) == {"fastcnn_1", "fastcnn_n", "sgemm_1", "sgemm_n"}
+    assert case["one_thread_s"] == np.median(case["times_s"]["fastcnn_1"])
+    assert case["speedup"] == pytest.approx(case["one_thread_s"] / case["threads_s"])
+    (row,) = [line for line in capsys.readouterr().out.splitlines()
+              if line.startswith("conv.resnet-3x3.forward")]
+    assert f"{case['speedup']:.2f}x" in row and f"{case['sgemm_speedup']:.2f}x" in row
+
+
+def test_scaling_run_needs_two_threads():
+    with pytest.raises(ValueError, match="threads must be at least 2, got 1"):
+        bench.run([CASES["conv.lenet5-c1.forward"]], 1, quick=True, scaling=True)

@@ -66,10 +66,11 @@ def prepare(request):
     _conv.PREPARE = before
 
 
-@pytest.fixture(params=["positions", "channels"])
+@pytest.fixture(params=["positions", "rows", "channels"])
 def tiles(request):
-    """Run the test with each forward / data-gradient tile: along output positions or along
-    output channels (the shape picks one otherwise)."""
+    """Run the test with each forward / data-gradient tile: along output positions, the same
+    with row tiles for one output channel where the taps allow, or along output channels
+    (the shape picks one otherwise)."""
     before = _conv.FORWARD_KERNEL
     _conv.FORWARD_KERNEL = request.param
     yield request.param
@@ -303,6 +304,24 @@ def test_conv2d_channel_tiles_match_reference(num_threads, tiles, N, C, H, W, K,
     """Forward and data gradient with more channels than the sweeps draw: channel tiles of
     whole and partial vectors, in blocks of two vectors and a remainder (both tile kinds)."""
     _check_forward_and_grad_x(N, C, H, W, K, 3, kwargs, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [2, 3, 5, 7])
+@pytest.mark.parametrize("N, C, H, W, K, kwargs", [
+    (2, 4, 13, 28, 4, {"groups": 4, "padding": "same"}),   # depthwise, rows of 28
+    (2, 3, 9, 20, 3, {"groups": 3, "dilation": (1, 2)}),   # few rows: the last block moved up
+    (1, 2, 30, 9, 2, {"groups": 2, "padding": (3, 0)}),    # narrow rows: tiles of one vector
+    (2, 3, 14, 16, 3, {"groups": 3, "stride": (2, 1), "dilation": (2, 1)}),  # rows 2 apart
+    (2, 1, 16, 13, 6, {"padding": 1}),                     # data gradient: 6 channels into 1
+    (2, 1, 12, 10, 5, {"stride": (2, 1), "padding": 2}),   # ... in two row phases
+])
+def test_conv2d_row_tiles_match_reference(num_threads, tiles, N, C, H, W, K, kwargs, size,
+                                          dtype):
+    """Forward and data gradient into one channel per group, where row tiles reuse each
+    input row for every output row it reaches ("rows"): blocks of rows and tiles of columns
+    moved back to end at the plane's and the row's end, kernels of 2 to 7 rows."""
+    _check_forward_and_grad_x(N, C, H, W, K, size, kwargs, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -17,6 +17,7 @@ cdef extern from "conv.h" nogil:
         Py_ssize_t dy_image
         Py_ssize_t x_image
         const Py_ssize_t *row_taps
+        Py_ssize_t row_reuse
     int fc_conv_select(int want_simd)
     int fc_conv_lanes(int double_precision)
     int fc_conv_wgrad_kb()

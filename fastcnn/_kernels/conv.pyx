@@ -63,8 +63,10 @@ WGRAD_KERNEL = "auto"
 # check both on every shape.
 PREPARE = "auto"
 # Which forward / data-gradient tile: "auto" (by shape, _channel_tiles_win), "positions"
-# (fc_conv_tiles, vectorised along output positions) or "channels" (fc_conv_ctiles, along
-# output channels). The tests set it to check both on every shape.
+# (fc_conv_tiles, vectorised along output positions), "rows" (the same, with its row tiles
+# for one output channel where the taps allow, _row_reuse; "auto" takes them too) or
+# "channels" (fc_conv_ctiles, along output channels). The tests set it to check each on
+# every shape.
 FORWARD_KERNEL = "auto"
 
 
@@ -291,8 +293,8 @@ def _channel_tiles_win(Py_ssize_t Kg, Py_ssize_t sums, Py_ssize_t Q, Py_ssize_t 
     ResNet 3x3 layer, 1.07 times, 0.95x; the VGG one, 1.04 times, 0.87x: their weights,
     16 channels at a time, no longer fit in L1). Both need sums of a few vectors (channel
     tiles store each output on its own)."""
-    if FORWARD_KERNEL not in ("auto", "positions", "channels"):
-        raise ValueError(f"FORWARD_KERNEL must be 'auto', 'positions' or 'channels', "
+    if FORWARD_KERNEL not in ("auto", "positions", "rows", "channels"):
+        raise ValueError(f"FORWARD_KERNEL must be 'auto', 'positions', 'rows' or 'channels', "
                          f"got {FORWARD_KERNEL!r}")
     if FORWARD_KERNEL != "auto":
         return FORWARD_KERNEL == "channels"
@@ -303,6 +305,20 @@ def _channel_tiles_win(Py_ssize_t Kg, Py_ssize_t sums, Py_ssize_t Q, Py_ssize_t 
                                   <double>Q / ((Q + lanes - 1) // lanes * lanes))
     cdef double fill_channels = <double>Kg / ((Kg + lanes - 1) // lanes * lanes)
     return fill_channels > 1.2 * fill_positions
+
+
+cdef Py_ssize_t _row_reuse(const Py_ssize_t[::1] taps, Py_ssize_t RR, Py_ssize_t row_step):
+    """RR where the taps are RR rows of taps, each row's offsets the first row's plus
+    row_step per row (an input row then serves RR output rows: the row tiles of
+    fc_conv_tiles for one output channel), else 0; 0 also where FORWARD_KERNEL asks for
+    plain tiles of positions."""
+    cdef Py_ssize_t n = taps.shape[0], t
+    if FORWARD_KERNEL == "positions" or RR < 2 or n % RR:
+        return 0
+    for t in range(n):
+        if taps[t] != taps[t % (n // RR)] + t // (n // RR) * row_step:
+            return 0
+    return RR
 
 
 cdef void _tiles(const fc_conv_geom *g, const floating *x, const floating *wk, int kb,
@@ -373,6 +389,7 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
         geo[ph].ldy_row = ldy_row
         geo[ph].y_col_step = y_col_step
         geo[ph].row_taps = &row_taps[0, 0] if rt is not None else NULL
+        geo[ph].row_reuse = 0 if chan else _row_reuse(tv, w.shape[2], row_step)
         put[ph, 0], put[ph, 1], put[ph, 2] = offset, P_ph, <Py_ssize_t><size_t>&wv[0]
     cdef Py_ssize_t kblocks = (Kg + cb - 1) // cb
     cdef Py_ssize_t rb = max(1, min(P, TILE_PIXELS // max(Q, 1)))
@@ -468,6 +485,7 @@ cdef void _panel_tasks(const floating[:, :, :, ::1] src, const floating[::1] wpa
     geo.ldy_row = HW
     geo.y_col_step = 1
     geo.row_taps = NULL
+    geo.row_reuse = 0
     for task in prange(N * G * runs, nogil=True, schedule="static", num_threads=n_threads):
         r = task % runs
         ng = task // runs         # image n = ng // G, group ng % G: its channels follow
@@ -642,6 +660,7 @@ cdef fc_conv_geom _wgrad_geom(_Prepared prep, const Py_ssize_t[::1] taps, Py_ssi
     geo.cols = Q
     geo.y_col_step = 1
     geo.row_taps = NULL
+    geo.row_reuse = 0
     geo.ldk, geo.ldy_row, geo.images, geo.dy_image, geo.x_image = 0, 0, 1, 0, 0
     return geo
 

@@ -43,7 +43,8 @@
 #define FC_TILE_NV_MAX 8 /* vectors of output positions per forward tile, at most */
 #define FC_SLACK 128 /* elements a tile may read past the end of its input */
 #define FC_WK_MAX 6 /* output channels per weight-gradient tile, at most */
-#define FC_WU_MAX 4 /* (channel, tap) pairs per weight-gradient tile, at most */
+#define FC_WU_MAX 12 /* (channel, tap) pairs per weight-gradient tile, at most (4 with 3 or
+                        more output channels, FC_WU_MAX / kb with fewer) */
 #define FC_WCL_NU_MAX 8 /* pairs per channels-last weight-gradient tile, at most */
 #define FC_WCL_KV_MAX 4 /* output-channel vectors per channels-last tile, at most */
 #define FC_CT_KV_MAX 2 /* output-channel vectors per channel tile */

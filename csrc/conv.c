@@ -163,6 +163,17 @@ void fc_pad_plane_f64(const double *src, double *dst, ptrdiff_t H, ptrdiff_t W, 
     DISPATCH(pad_plane_f64, (src, dst, H, W, top, left, rows, phases, phase_len));
 }
 
+/* ---- prefetch ----------------------------------------------------------------------------- */
+void fc_prefetch(const void *p, ptrdiff_t bytes)
+{
+    const char *c = (const char *)p;
+    ptrdiff_t b;
+    for (b = 0; b < bytes; b += 64)
+        __builtin_prefetch(c + b);
+    if (bytes > 0)
+        __builtin_prefetch(c + bytes - 1);
+}
+
 /* ---- denormals ---------------------------------------------------------------------------- */
 unsigned fc_denormals_off(void)
 {

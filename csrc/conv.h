@@ -133,6 +133,9 @@ void fc_pad_plane_f32(const float *src, float *dst, ptrdiff_t H, ptrdiff_t W, pt
 void fc_pad_plane_f64(const double *src, double *dst, ptrdiff_t H, ptrdiff_t W, ptrdiff_t top,
                       ptrdiff_t left, ptrdiff_t rows, ptrdiff_t phases, ptrdiff_t phase_len);
 
+/* Start fetching the cache lines of p .. p + bytes - 1, without waiting for them. */
+void fc_prefetch(const void *p, ptrdiff_t bytes);
+
 /* Flush denormals to zero (FTZ/DAZ) for the calling thread; returns the state to restore. */
 unsigned fc_denormals_off(void);
 void fc_denormals_restore(unsigned state);

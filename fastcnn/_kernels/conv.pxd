@@ -57,5 +57,6 @@ cdef extern from "conv.h" nogil:
     void fc_pad_plane_f64(const double *src, double *dst, Py_ssize_t H, Py_ssize_t W,
                           Py_ssize_t top, Py_ssize_t left, Py_ssize_t rows, Py_ssize_t phases,
                           Py_ssize_t phase_len)
+    void fc_prefetch(const void *p, Py_ssize_t nbytes)
     unsigned fc_denormals_off()
     void fc_denormals_restore(unsigned state)

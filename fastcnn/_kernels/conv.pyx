@@ -680,7 +680,7 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
     # them, and they stay in cache instead of going to memory and back as a padded copy of
     # the whole input.
     cdef fc_conv_geom g = shared[0]
-    cdef Py_ssize_t n, p0, k, p, j, Qp = g.ldy_row, plane = P * Qp
+    cdef Py_ssize_t n, nn, p0, k, p, j, Qp = g.ldy_row, plane = P * Qp
     cdef const floating *xn
     cdef unsigned csr
     memset(dy, 0, m * kb * plane * sizeof(floating))
@@ -699,6 +699,13 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
             if pad != NULL:
                 _pad_planes(pad, x + (n + j * NSLOT) * x_image, g.C, xs + j * g.x_image, g.ldc,
                             0, pad.rows)
+        # the next round's images, which lie NSLOT images apart, out of the hardware
+        # prefetchers' reach
+        nn = n + g.images * NSLOT
+        for j in range(min(m, (N - nn + NSLOT - 1) // NSLOT) if nn < N else 0):
+            fc_prefetch(gy + (nn + j * NSLOT) * gy_image, kb * P * Q * sizeof(floating))
+            if pad != NULL:
+                fc_prefetch(x + (nn + j * NSLOT) * x_image, g.C * pad.H * pad.W * sizeof(floating))
         xn = xs if pad != NULL else x + n * x_image
         p0 = 0
         while p0 < P:

@@ -20,7 +20,10 @@ prepares their operands and splits the work over OpenMP threads:
               backward_data pick where rows of positions would fill the vectors worse than
               the channels do.
   forward     one task = (image, group, block of output channels, block of rows); with
-              one block per group each task pads its own rows instead (_conv_tasks).
+              one block per group each task pads its own rows instead (_conv_tasks). A
+              tile of one output channel reuses each input row for every output row it
+              reaches where the taps are rows alike (_row_reuse: the row tiles of
+              fc_conv_tiles; depthwise layers, data gradients into one channel).
   _panel_tasks a 1x1 convolution with stride 1 and no padding instead reads x in pixel panels:
               runs of PW pixels, each copied as [C/G][PW] into the thread's scratch, one
               contiguous run per tile; one task = (image, group, run of PANEL_TASK panels),

@@ -66,10 +66,10 @@ typedef struct {
     const ptrdiff_t *row_taps; /* forward tiles only: NULL, or for each output row i the taps
                                   row_taps[2i] .. row_taps[2i+1] - 1 that read anything but
                                   padding, the only ones summed where tiles keep to a row */
-    ptrdiff_t row_reuse;  /* forward tiles only: 0, or RR where the taps are RR rows of
-                             ntaps/RR, row r's taps row 0's plus r*row_step: one output
-                             channel's tiles may then reuse each input row for RR output
-                             rows (conv_kernel.inc's row tiles) */
+    ptrdiff_t row_reuse;  /* forward tiles only: 0, or RR where the taps are ntaps/RR
+                             columns of RR, tap r of column s at tap[s*RR] + r*row_step:
+                             one output channel's tiles may then reuse each input row for
+                             RR output rows (conv_kernel.inc's row tiles) */
 } fc_conv_geom;
 
 /* Which instruction set the routines below use: 2 = AVX-512, 1 = AVX2+FMA, 0 = baseline

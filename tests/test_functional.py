@@ -769,6 +769,28 @@ def test_one_and_two_threads_give_bit_identical_results(op, dtype, threads):
     _assert_outputs_equal(_call(op, arrays), one)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, w_shape, kwargs", [
+    ((1, 4, 17, 32), (4, 1, 3, 3), {"groups": 4, "padding": 1}),  # 2 threads: a 1-row block
+    ((4, 1, 33, 33), (6, 1, 5, 5), {}),  # data gradient, 6 channels into 1: a 3-row block
+])
+def test_row_tiles_give_the_same_bits_on_one_and_two_threads(x_shape, w_shape, kwargs, dtype,
+                                                              threads, monkeypatch):
+    """Where the threads' split leaves a block too few rows for row tiles, its rows take the
+    tiles of positions, which must sum every output's terms in the row tiles' order."""
+    monkeypatch.setattr(F, "_CONV_MACS_PER_THREAD", 1)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(R.conv2d(x, w, **kwargs).shape).astype(dtype)
+    got = {}
+    for n in (1, 2):
+        threads(n)
+        got[n] = F.conv2d(x, w, **kwargs), F.conv2d_backward(gy, x, w, **kwargs)[0]
+    for one, two in zip(got[1], got[2]):
+        np.testing.assert_array_equal(two, one)
+
+
 @pytest.mark.parametrize("op", OPS)
 def test_callers_denormal_mode_is_unchanged_after_a_call(op, num_threads):
     """The kernels may flush denormals to zero inside their threads, never in the caller's."""

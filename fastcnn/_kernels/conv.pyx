@@ -313,8 +313,8 @@ def _channel_tiles_win(Py_ssize_t Kg, Py_ssize_t sums, Py_ssize_t Q, Py_ssize_t 
 cdef Py_ssize_t _row_reuse(const Py_ssize_t[::1] taps, Py_ssize_t RR, Py_ssize_t row_step):
     """RR where the taps are RR rows of taps, each row's offsets the first row's plus
     row_step per row (an input row then serves RR output rows: the row tiles of
-    fc_conv_tiles for one output channel), else 0; 0 also where FORWARD_KERNEL asks for
-    plain tiles of positions."""
+    fc_conv_tiles for one output channel, which _conv_tasks then hands the taps column by
+    column), else 0; 0 also where FORWARD_KERNEL asks for plain tiles of positions."""
     cdef Py_ssize_t n = taps.shape[0], t
     if FORWARD_KERNEL == "positions" or RR < 2 or n % RR:
         return 0
@@ -356,7 +356,7 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
     # once for all phases: for layers of one channel block (depthwise, few output channels)
     # no other task reads them, and the rows stay in cache instead of going to memory and
     # back as a padded copy of the whole input.
-    cdef Py_ssize_t nph = len(phases), ph, P = 0, Q = 0, t, offset, P_ph, Q_ph
+    cdef Py_ssize_t nph = len(phases), ph, P = 0, Q = 0, t, offset, P_ph, Q_ph, rr
     cdef Py_ssize_t srow = row_step // prep.row_pitch
     cdef Py_ssize_t tap_rows = 0    # (np.max on a memoryview took 19 us)
     cdef Py_ssize_t[::1] tv
@@ -374,12 +374,20 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
     cdef Py_ssize_t Kgp = (Kg + lanes - 1) // lanes * lanes if chan else Kg  # packed, per group
     for ph in range(nph):
         taps, w, offset, P_ph, Q_ph = phases[ph]
+        rr = 0 if chan else _row_reuse(taps, w.shape[2], row_step)
+        if rr:
+            # taps and weights column by column (tap s*rr + r), the order in which row tiles
+            # sum: the tiles of positions that take the row blocks too short for row tiles
+            # (and which blocks those are depends on the thread count) then sum alike
+            taps = np.ascontiguousarray(taps.reshape(rr, -1).T).reshape(-1)
+            w = w.transpose(0, 1, 3, 2)
+            keep.append(taps)
         wpack = _pack(w, G, cb, lanes if chan else 1)
         keep.append(wpack)
         tv, wv = taps, wpack
         for t in range(tv.shape[0]):
             tap_rows = max(tap_rows, tv[t] // prep.row_pitch + 1)
-        rt = _row_taps(prep, tv, srow, P_ph, wv)
+        rt = None if rr else _row_taps(prep, tv, srow, P_ph, wv)  # (taps sorted by row)
         keep.append(rt)  # (geo points into it)
         if rt is not None:
             row_taps = rt
@@ -392,7 +400,7 @@ cdef _conv_tasks(_Prepared prep, list phases, const floating *bias, floating *y,
         geo[ph].ldy_row = ldy_row
         geo[ph].y_col_step = y_col_step
         geo[ph].row_taps = &row_taps[0, 0] if rt is not None else NULL
-        geo[ph].row_reuse = 0 if chan else _row_reuse(tv, w.shape[2], row_step)
+        geo[ph].row_reuse = rr
         put[ph, 0], put[ph, 1], put[ph, 2] = offset, P_ph, <Py_ssize_t><size_t>&wv[0]
     cdef Py_ssize_t kblocks = (Kg + cb - 1) // cb
     cdef Py_ssize_t rb = max(1, min(P, TILE_PIXELS // max(Q, 1)))
@@ -708,7 +716,8 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
         for j in range(min(m, (N - nn + NSLOT - 1) // NSLOT) if nn < N else 0):
             fc_prefetch(gy + (nn + j * NSLOT) * gy_image, kb * P * Q * sizeof(floating))
             if pad != NULL:
-                fc_prefetch(x + (nn + j * NSLOT) * x_image, g.C * pad.H * pad.W * sizeof(floating))
+                fc_prefetch(x + (nn + j * NSLOT) * x_image,
+                            g.C * pad.H * pad.W * sizeof(floating))
         xn = xs if pad != NULL else x + n * x_image
         p0 = 0
         while p0 < P:

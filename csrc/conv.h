@@ -21,9 +21,9 @@
  *     dw[kb, c, t] += sum_{n, i, j} dy[n*dy_image + kb*ldk + i*ldy_row + j]
  *                                  * x[n*x_image + c*ldc + i*row_step + j + tap[t]]
  *
- * for up to FC_WK_MAX output channels x FC_WU_MAX (channel, tap) pairs at a time (the tile
- * suits each instruction set's register count: fc_conv_wgrad_kb tells the caller how many
- * output channels to hand over at once), summed over a block of rows of one or more images;
+ * for up to FC_WK_MAX output channels x FC_WU_MAX (channel, tap) pairs at a time, fewer pairs
+ * the more channels (the tile suits each instruction set's register count: fc_conv_wgrad_kb
+ * tells the caller how many output channels to hand over at once), summed over a block of rows of one or more images;
  * a tile adds up its vector lanes once, after all of them, so small images should come
  * several at a time. dy rows must be padded with zeros to ldy_row, a multiple of the vector
  * length (fc_conv_lanes), so that whole vectors can be read.

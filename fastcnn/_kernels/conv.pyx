@@ -55,6 +55,7 @@ cdef Py_ssize_t PANEL_TASK = 4     # pixel panels per 1x1 task
 cdef Py_ssize_t NSLOT = 2
 cdef Py_ssize_t OWN_PLANE_ELEMENTS = 16384  # a task's padded rows of all its channels, at most,
                                             # for it to take whole images (_conv_tasks)
+cdef Py_ssize_t PREFETCH_BYTES = 1 << 18  # a weight-gradient task's next round, at most
 cdef Py_ssize_t WGCL_PIXELS = 256   # pixels per channels-last weight-gradient block (128: 2-4% slower)
 # Which weight-gradient kernel: "auto" (by shape), "rows" (fc_conv_wgrad, vectorised along
 # output columns) or "channels" (fc_conv_wgcl, along output channels; ungrouped layers only).
@@ -697,6 +698,8 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
     memset(dy, 0, m * kb * plane * sizeof(floating))
     g.dy_image = kb * plane
     g.x_image = g.C * g.ldc if pad != NULL else NSLOT * x_image
+    cdef bint fetch = m * (kb * P * Q + (g.C * pad.H * pad.W if pad != NULL else 0)) * sizeof(
+        floating) <= PREFETCH_BYTES
     csr = fc_denormals_off()
     n = first_image
     while n < N:
@@ -711,8 +714,8 @@ cdef void _wgrad_task(const fc_conv_geom *shared, const floating *gy, const floa
                 _pad_planes(pad, x + (n + j * NSLOT) * x_image, g.C, xs + j * g.x_image, g.ldc,
                             0, pad.rows)
         # the next round's images, which lie NSLOT images apart, out of the hardware
-        # prefetchers' reach
-        nn = n + g.images * NSLOT
+        # prefetchers' reach (where they fit in L2 beside this round's)
+        nn = n + g.images * NSLOT if fetch else N
         for j in range(min(m, (N - nn + NSLOT - 1) // NSLOT) if nn < N else 0):
             fc_prefetch(gy + (nn + j * NSLOT) * gy_image, kb * P * Q * sizeof(floating))
             if pad != NULL:

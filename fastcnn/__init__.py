@@ -6,8 +6,7 @@ and optimizers in the style of PyTorch (`fastcnn.nn`, `fastcnn.optim`); a traini
 (`fit`, `evaluate`, `predict`), datasets (`fastcnn.data`), pickle-free `save` / `load`, and
 pictures of filters, activation maps and training (`fastcnn.viz`, with matplotlib).
 """
-__version__ = "0.1.0"
-
+from ._version import __version__
 from ._config import (build_info, get_num_threads, memory_cache_info, set_memory_cache_limit,
                       set_num_threads)
 from . import data, functional, nn, optim, reference, viz  # viz imports matplotlib lazily

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._validate import integer, real
+
 __all__ = ["ConvGeometry", "PoolGeometry", "conv_geometry", "pool_geometry", "float_arrays",
            "shape4", "check_shape"]
 
@@ -63,9 +65,9 @@ def check_shape(fname: str, name: str, array: np.ndarray, expected: tuple) -> No
         raise ValueError(f"{fname}: {name} must have shape {tuple(expected)}, got {array.shape}")
 
 
-def _check_ndim(fname: str, name: str, array: np.ndarray, ndim: int, axes: str) -> None:
-    if array.ndim != ndim:
-        raise ValueError(f"{fname} expects {ndim}-D {name} {axes}, got shape {array.shape}")
+def _check_ndim(fname: str, name: str, shape: tuple, ndim: int, axes: str) -> None:
+    if len(shape) != ndim:
+        raise ValueError(f"{fname} expects {ndim}-D {name} {axes}, got shape {tuple(shape)}")
 
 
 # The kernels index with 64-bit integers, and their buffers (a zero-padded copy of the input)
@@ -90,7 +92,7 @@ _OPTIONAL = {"bias"}  # array arguments that may be None
 
 def _kernel_array(a, dtype) -> np.ndarray:
     """a as a C-contiguous, aligned, native-endian array of dtype: a itself if it is one."""
-    a = np.ascontiguousarray(a, dtype=dtype)
+    a = np.asarray(a, dtype=dtype, order="C")  # not ascontiguousarray: it makes 0-d 1-d
     return a if a.flags.aligned else a.copy()
 
 
@@ -169,37 +171,52 @@ def _same_padding(size: int, k: int, stride: int, dilation: int) -> tuple[int, i
     return total // 2, total - total // 2
 
 
-def conv_geometry(fname: str, x: np.ndarray, weight: np.ndarray, stride, padding, dilation,
-                  groups) -> ConvGeometry:
-    _check_ndim(fname, "input", x, 4, "(N, C, H, W)")
-    _check_ndim(fname, "weight", weight, 4, "(K, C/groups, R, S)")
-    N, C, H, W = x.shape
-    K, Cg, R, S = weight.shape
-    sh, sw = _pair(fname, "stride", stride, 1)
-    dh, dw = _pair(fname, "dilation", dilation, 1)
+def conv_padding(fname: str, padding):
+    """A convolution's padding: 'valid', 'same', or an int or pair of ints >= 0 (as a pair)."""
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{fname}: padding must be an int, a pair, 'valid' or 'same', "
+                             f"got {padding!r}")
+        return padding
+    return _pair(fname, "padding", padding, 0)
+
+
+def conv_groups(fname: str, groups, in_channels: int, out_channels: int) -> int:
+    """A convolution's groups: an int >= 1 dividing both channel counts."""
     groups = _int(fname, "groups", groups)
     if groups < 1:
         raise ValueError(f"{fname}: groups must be >= 1, got {groups}")
-    if C % groups or K % groups:
-        raise ValueError(f"{fname}: in_channels ({C}) and out_channels ({K}) must both be "
-                         f"divisible by groups ({groups})")
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(f"{fname}: in_channels ({in_channels}) and out_channels "
+                         f"({out_channels}) must both be divisible by groups ({groups})")
+    return groups
+
+
+def conv_geometry(fname: str, x_shape: tuple, weight_shape: tuple, stride, padding, dilation,
+                  groups) -> ConvGeometry:
+    """The sizes of a convolution of an input of x_shape with filters of weight_shape."""
+    _check_ndim(fname, "input", x_shape, 4, "(N, C, H, W)")
+    _check_ndim(fname, "weight", weight_shape, 4, "(K, C/groups, R, S)")
+    N, C, H, W = x_shape
+    K, Cg, R, S = weight_shape
+    sh, sw = _pair(fname, "stride", stride, 1)
+    dh, dw = _pair(fname, "dilation", dilation, 1)
+    groups = conv_groups(fname, groups, C, K)
+    padding = conv_padding(fname, padding)
     if Cg != C // groups:
         raise ValueError(f"{fname}: weight must have C/groups = {C // groups} input channels "
-                         f"(shape (K, {C // groups}, R, S)), got weight shape {weight.shape}")
+                         f"(shape (K, {C // groups}, R, S)), got weight shape "
+                         f"{tuple(weight_shape)}")
     if R < 1 or S < 1 or K < 1:
-        raise ValueError(f"{fname}: weight must have non-zero sizes, got shape {weight.shape}")
-    if isinstance(padding, str):
-        if padding == "valid":
-            pt = pb = pl = pr = 0
-        elif padding == "same":
-            pt, pb = _same_padding(H, R, sh, dh)
-            pl, pr = _same_padding(W, S, sw, dw)
-        else:
-            raise ValueError(f"{fname}: padding must be an int, a pair, 'valid' or 'same', "
-                             f"got {padding!r}")
+        raise ValueError(f"{fname}: weight must have non-zero sizes, got shape "
+                         f"{tuple(weight_shape)}")
+    if padding == "valid":
+        pt = pb = pl = pr = 0
+    elif padding == "same":
+        pt, pb = _same_padding(H, R, sh, dh)
+        pl, pr = _same_padding(W, S, sw, dw)
     else:
-        pt, pl = _pair(fname, "padding", padding, 0)
-        pb, pr = pt, pl
+        (pt, pl), (pb, pr) = padding, padding
     eff_r, eff_s = dh * (R - 1) + 1, dw * (S - 1) + 1
     Hp, Wp = H + pt + pb, W + pl + pr
     if eff_r > Hp or eff_s > Wp:
@@ -261,18 +278,26 @@ def _empty_window(size, k, stride, pad, dilation, out):
     return int(empty.argmax()) if empty.any() else None
 
 
-def pool_geometry(fname: str, input_shape, kernel_size, stride, padding, dilation,
-                  ceil_mode) -> PoolGeometry:
-    N, C, H, W = input_shape
+def pool_window(fname: str, kernel_size, stride, padding, dilation) -> tuple:
+    """A pooling window's (kernel, stride, padding, dilation), each a pair: stride defaults to
+    the kernel size, and padding may be at most half of it."""
     kernel = _pair(fname, "kernel_size", kernel_size, 1)
     stride = kernel if stride is None else _pair(fname, "stride", stride, 1)
     padding = _pair(fname, "padding", padding, 0)
     dilation = _pair(fname, "dilation", dilation, 1)
-    dilation = tuple(d if k > 1 else 1 for k, d in zip(kernel, dilation))  # 1 tap: any dilation
-    ceil_mode = flag(fname, "ceil_mode", ceil_mode)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{fname}: padding must be at most half the kernel size "
                          f"{kernel}, got padding {padding}")
+    return kernel, stride, padding, dilation
+
+
+def pool_geometry(fname: str, input_shape, kernel_size, stride, padding, dilation,
+                  ceil_mode) -> PoolGeometry:
+    N, C, H, W = input_shape
+    kernel, stride, padding, dilation = pool_window(fname, kernel_size, stride, padding,
+                                                    dilation)
+    dilation = tuple(d if k > 1 else 1 for k, d in zip(kernel, dilation))  # 1 tap: any dilation
+    ceil_mode = flag(fname, "ceil_mode", ceil_mode)
     _check_size(fname, "padded input", (N, C, H + 2 * padding[0], W + 2 * padding[1]))
     _check_size(fname, "dilated window", tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation)),
                 elements=False)
@@ -297,7 +322,7 @@ def pool_geometry(fname: str, input_shape, kernel_size, stride, padding, dilatio
 def conv_forward_args(fname, x, weight, bias, stride, padding, dilation, groups):
     """Checked (x, weight, bias, geometry) for conv2d; bias stays None when absent."""
     x, weight, bias = float_arrays(fname, input=x, weight=weight, bias=bias)
-    g = conv_geometry(fname, x, weight, stride, padding, dilation, groups)
+    g = conv_geometry(fname, x.shape, weight.shape, stride, padding, dilation, groups)
     if bias is not None and bias.shape != (g.K,):
         raise ValueError(f"{fname}: bias must have shape ({g.K},) (one per output channel), "
                          f"got {bias.shape}")
@@ -307,15 +332,33 @@ def conv_forward_args(fname, x, weight, bias, stride, padding, dilation, groups)
 def conv_backward_args(fname, grad_y, x, weight, stride, padding, dilation, groups):
     """Checked (grad_y, x, weight, geometry) for conv2d_backward."""
     grad_y, x, weight = float_arrays(fname, grad_y=grad_y, input=x, weight=weight)
-    g = conv_geometry(fname, x, weight, stride, padding, dilation, groups)
+    g = conv_geometry(fname, x.shape, weight.shape, stride, padding, dilation, groups)
     check_shape(fname, "grad_y", grad_y, g.out_shape)
     return grad_y, x, weight, g
+
+
+def conv_data_args(fname, grad_y, weight, input_shape, stride, padding, dilation, groups):
+    """Checked (grad_y, weight, geometry) for the gradient of conv2d with respect to its input."""
+    grad_y, weight = float_arrays(fname, grad_y=grad_y, weight=weight)
+    input_shape = shape4(fname, "input_shape", input_shape)
+    g = conv_geometry(fname, input_shape, weight.shape, stride, padding, dilation, groups)
+    check_shape(fname, "grad_y", grad_y, g.out_shape)
+    return grad_y, weight, g
+
+
+def conv_weight_args(fname, grad_y, x, weight_shape, stride, padding, dilation, groups):
+    """Checked (grad_y, x, geometry) for the gradient of conv2d with respect to its weight."""
+    grad_y, x = float_arrays(fname, grad_y=grad_y, input=x)
+    weight_shape = shape4(fname, "weight_shape", weight_shape)
+    g = conv_geometry(fname, x.shape, weight_shape, stride, padding, dilation, groups)
+    check_shape(fname, "grad_y", grad_y, g.out_shape)
+    return grad_y, x, g
 
 
 def pool_forward_args(fname, x, kernel_size, stride, padding, dilation, ceil_mode):
     """Checked (x, geometry) for max_pool2d / avg_pool2d."""
     (x,) = float_arrays(fname, input=x)
-    _check_ndim(fname, "input", x, 4, "(N, C, H, W)")
+    _check_ndim(fname, "input", x.shape, 4, "(N, C, H, W)")
     g = pool_geometry(fname, x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     return x, g
 
@@ -348,3 +391,117 @@ def indices_range_error(fname, indices, g: PoolGeometry) -> ValueError:
     """The error for argmax indices with a value outside [0, H*W)."""
     return ValueError(f"{fname}: indices must lie in [0, H*W) = [0, {g.H * g.W}), "
                       f"got values in [{int(indices.min())}, {int(indices.max())}]")
+
+
+# --------------------------------------------- element-wise, linear and batch normalisation
+
+def unary_args(fname, x) -> np.ndarray:
+    """Checked input of an element-wise function (any shape)."""
+    (x,) = float_arrays(fname, input=x)
+    return x
+
+
+def unary_backward_args(fname, grad_y, saved, saved_name="y"):
+    """Checked (grad_y, saved) for an element-wise backward: saved is what its forward was
+    given or returned, and grad_y must have its shape (a broadcasting gradient is wrong)."""
+    grad_y, saved = float_arrays(fname, grad_y=grad_y, **{saved_name: saved})
+    check_shape(fname, "grad_y", grad_y, saved.shape)
+    return grad_y, saved
+
+
+def softmax_dim(fname, dim, ndim: int) -> int:
+    """The axis softmax runs along, as a non-negative index of an ndim-D array."""
+    dim = integer(fname, "dim", dim)
+    if not -ndim <= dim < ndim:
+        raise ValueError(f"{fname}: dim must be in [{-ndim}, {ndim}) for a {ndim}-D input, "
+                         f"got {dim}")
+    return dim % ndim
+
+
+def linear_args(fname, x, weight, bias):
+    """Checked (x, weight, bias) for linear: x (*, in_features), weight (out, in), bias (out,)."""
+    x, weight, bias = float_arrays(fname, input=x, weight=weight, bias=bias)
+    _check_ndim(fname, "weight", weight.shape, 2, "(out_features, in_features)")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"{fname} expects input (*, {weight.shape[1]}) for weight of shape "
+                         f"{weight.shape}, got shape {x.shape}")
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"{fname}: bias must have shape ({weight.shape[0]},) (one per output "
+                         f"feature), got {bias.shape}")
+    return x, weight, bias
+
+
+def linear_backward_args(fname, grad_y, x, weight):
+    """Checked (grad_y, x, weight) for linear's backward; grad_y has linear's output shape."""
+    grad_y, x, weight = float_arrays(fname, grad_y=grad_y, input=x, weight=weight)
+    x, weight, _ = linear_args(fname, x, weight, None)
+    check_shape(fname, "grad_y", grad_y, x.shape[:-1] + (weight.shape[0],))
+    return grad_y, x, weight
+
+
+def _channel_arrays(fname, C: int, **arrays) -> None:
+    for name, a in arrays.items():
+        if a is not None and a.shape != (C,):
+            raise ValueError(f"{fname}: {name} must have shape ({C},) (one per channel), "
+                             f"got {a.shape}")
+
+
+def batch_norm_args(fname, x, running_mean, running_var, weight, bias, training, momentum,
+                    eps):
+    """Checked (x, weight, bias, training, momentum, eps) for batch_norm.
+
+    The running statistics are updated in place in training, so they must be arrays of x's
+    compute dtype, of shape (C,), and writeable; they may be None (both) only in training.
+    """
+    training = flag(fname, "training", training)
+    momentum = real(fname, "momentum", momentum, 0.0, 1.0)
+    eps = real(fname, "eps", eps, low=0.0)
+    x, weight, bias = _optional_floats(fname, input=x, weight=weight, bias=bias)
+    if x.ndim < 2:
+        raise ValueError(f"{fname} expects input (N, C, *) with at least 2 dimensions, got "
+                         f"shape {x.shape}")
+    C = x.shape[1]
+    _channel_arrays(fname, C, weight=weight, bias=bias)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{fname}: running_mean and running_var must both be arrays or both "
+                         f"None")
+    if running_mean is None and not training:
+        raise ValueError(f"{fname}: running_mean and running_var are needed when training is "
+                         f"False")
+    for name, a in (("running_mean", running_mean), ("running_var", running_var)):
+        if a is None:
+            continue
+        if not isinstance(a, np.ndarray) or a.dtype != x.dtype:
+            got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(f"{fname}: {name} must be a {x.dtype} array (the input's compute "
+                            f"dtype; it is updated in place), got {got}")
+        _channel_arrays(fname, C, **{name: a})
+        if training and not a.flags.writeable:
+            raise ValueError(f"{fname}: {name} must be writeable in training (it is updated "
+                             f"in place)")
+    if training and x.size // C <= 1:
+        raise ValueError(f"{fname} needs more than 1 value per channel to compute batch "
+                         f"statistics, got input shape {x.shape}")
+    return x, weight, bias, training, momentum, eps
+
+
+def batch_norm_backward_args(fname, grad_y, x, mean, inv_std, weight, training):
+    """Checked (grad_y, x, mean, inv_std, weight, training) for batch_norm's backward."""
+    training = flag(fname, "training", training)
+    grad_y, x, mean, inv_std, weight = _optional_floats(fname, grad_y=grad_y, input=x,
+                                                        mean=mean, inv_std=inv_std,
+                                                        weight=weight)
+    if x.ndim < 2:
+        raise ValueError(f"{fname} expects input (N, C, *) with at least 2 dimensions, got "
+                         f"shape {x.shape}")
+    check_shape(fname, "grad_y", grad_y, x.shape)
+    _channel_arrays(fname, x.shape[1], mean=mean, inv_std=inv_std, weight=weight)
+    return grad_y, x, mean, inv_std, weight, training
+
+
+def _optional_floats(fname, **arrays):
+    """float_arrays of the arrays that are not None, None kept in place of the others."""
+    given = {name: a for name, a in arrays.items() if a is not None}
+    for name, a in zip(given, float_arrays(fname, **given)):
+        given[name] = a
+    return [given.get(name) for name in arrays]

@@ -93,20 +93,17 @@ def one_thread():
                 threads(_saved)
 
 
-# A matmul with at least this many multiply-adds is split over Python threads (each
-# running OpenBLAS on one thread); below it, handing work to a thread costs more than it
-# saves. Measured: a 64x4096 @ 4096x256 product (67M) took 1.15 ms whole, 0.6 ms in halves.
-SPLIT_MACS = 1 << 22
 _pool = None        # the worker threads of matmul(), made on first use
 
 
 def matmul(a: np.ndarray, b: np.ndarray, parts: int) -> np.ndarray:
     """a @ b for 2-D arrays with OpenBLAS on one thread (see one_thread), its rows split
-    over `parts` threads (the caller's and parts - 1 workers) when the product is big."""
+    over `parts` threads (the caller's and parts - 1 workers; fastcnn.functional decides how
+    many a product is worth)."""
     global _pool
     m, n = a.shape[0], b.shape[1]
     with one_thread():
-        if parts < 2 or m < 2 or m * a.shape[1] * n < SPLIT_MACS:
+        if parts < 2 or m < 2:
             return a @ b
         parts = min(parts, m)
         out = np.empty((m, n), np.result_type(a, b))

@@ -7,6 +7,8 @@ import platform
 
 import numpy as np
 
+from ._version import __version__
+
 
 def _load_kernels():
     """Import the compiled kernels with OpenMP's idle threads set to sleep, not spin.
@@ -124,8 +126,6 @@ def build_info() -> dict:
     runs unless FASTCNN_SIMD=generic|avx2|avx512 in the environment asks for a lower one), cpu_simd (the widest the CPU has), compiler,
     num_threads, numpy, python, machine.
     """
-    from . import __version__
-
     return {
         "version": __version__,
         "openmp": _runtime.openmp_enabled(),

@@ -29,8 +29,8 @@ import numpy as np
 
 from . import _args
 from ._config import reuses_memory
-from .nn._check import integer, real
-from .nn.module import Parameter
+from ._validate import integer, real
+from .nn import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
 

@@ -1,4 +1,4 @@
-"""Convolution and pooling in plain, vectorised NumPy: the test oracle and the benchmark baseline.
+"""fastcnn.functional in plain, vectorised NumPy: the test oracle and the benchmark baseline.
 
 Every function has the signature of its twin in `fastcnn.functional` and the semantics of
 `torch.nn.functional` for the same arguments (plus ``padding='same'`` with stride > 1, which pads
@@ -15,6 +15,8 @@ How it is computed, with no Python loop over pixels:
 - max_pool2d finds, in each window, PyTorch CPU's choice: the first in-bounds maximum in scan
   order, or the last NaN when the window holds one. Its backward is one `np.bincount`.
 - avg_pool2d divides the window sums by PyTorch's divisor; its backward is a col2im.
+- The activations, linear and batch_norm are their textbook formulas, written apart from
+  functional's (which are tuned for speed and range) so that the two check each other.
 
 Outputs have the compute dtype (float32 or float64, see `_args.float_arrays`); indices are int64.
 Inputs are never modified.
@@ -25,9 +27,13 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import _args
+from ._validate import flag, real
 
-__all__ = ["conv2d", "conv2d_backward", "max_pool2d", "max_pool2d_backward", "avg_pool2d",
-           "avg_pool2d_backward"]
+__all__ = ["conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
+           "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
+           "relu", "relu_backward", "leaky_relu", "leaky_relu_backward", "sigmoid",
+           "sigmoid_backward", "tanh", "tanh_backward", "softmax", "softmax_backward",
+           "linear", "linear_backward", "batch_norm", "batch_norm_backward"]
 
 
 def _im2col(xp, kernel, stride, dilation, out):
@@ -100,21 +106,43 @@ def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1
     """
     grad_y, x, weight, g = _args.conv_backward_args("conv2d_backward", grad_y, x, weight,
                                                     stride, padding, dilation, groups)
+    input_grad = flag("conv2d_backward", "input_grad", input_grad)
+    grad_x = _backward_data(grad_y, weight, g) if input_grad else None
+    return grad_x, _backward_weight(grad_y, x, g), grad_y.sum(axis=(0, 2, 3))
+
+
+def conv2d_backward_data(grad_y, weight, input_shape, stride=1, padding=0, dilation=1,
+                         groups=1):
+    """Gradient of conv2d with respect to its input: grad_y ``(N, K, P, Q)`` and the weight
+    -> grad_x of `input_shape` ``(N, C, H, W)``."""
+    grad_y, weight, g = _args.conv_data_args("conv2d_backward_data", grad_y, weight,
+                                             input_shape, stride, padding, dilation, groups)
+    return _backward_data(grad_y, weight, g)
+
+
+def conv2d_backward_weight(grad_y, x, weight_shape, stride=1, padding=0, dilation=1, groups=1):
+    """Gradient of conv2d with respect to its weight: grad_y ``(N, K, P, Q)`` and the input
+    -> grad_weight of `weight_shape` ``(K, C/groups, R, S)``."""
+    grad_y, x, g = _args.conv_weight_args("conv2d_backward_weight", grad_y, x, weight_shape,
+                                          stride, padding, dilation, groups)
+    return _backward_weight(grad_y, x, g)
+
+
+def _backward_weight(grad_y, x, g):
+    gy__ngkl = grad_y.reshape(g.N, g.groups, g.K // g.groups, g.P * g.Q)
+    cols__ngxl = _conv_columns(x, g)
+    return (gy__ngkl @ cols__ngxl.swapaxes(-1, -2)).sum(axis=0).reshape(g.weight_shape)
+
+
+def _backward_data(grad_y, weight, g):
     gy__ngkl = grad_y.reshape(g.N, g.groups, g.K // g.groups, g.P * g.Q)
     w__gkx = weight.reshape(g.groups, g.K // g.groups, -1)
-
-    grad_bias = grad_y.sum(axis=(0, 2, 3))
-    cols__ngxl = _conv_columns(x, g)
-    grad_weight = (gy__ngkl @ cols__ngxl.swapaxes(-1, -2)).sum(axis=0).reshape(weight.shape)
-    if not _args.flag("conv2d_backward", "input_grad", input_grad):
-        return None, grad_weight, grad_bias
-
     dcols__ngxl = w__gkx.swapaxes(-1, -2) @ gy__ngkl
     grad_xp = np.zeros((g.N, g.C, g.H + g.pad_top + g.pad_bottom, g.W + g.pad_left + g.pad_right),
-                       dtype=x.dtype)
+                       dtype=weight.dtype)
     _col2im(grad_xp, dcols__ngxl.reshape(g.N, g.C, g.R, g.S, g.P, g.Q), g.stride, g.dilation)
     grad_x = grad_xp[:, :, g.pad_top:g.pad_top + g.H, g.pad_left:g.pad_left + g.W]
-    return np.ascontiguousarray(grad_x), grad_weight, grad_bias
+    return np.ascontiguousarray(grad_x)
 
 
 # ---------------------------------------------------------------------------------- pooling
@@ -164,7 +192,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         last window must start inside the input or its top/left padding); Q likewise.
         indices ``(N, C, P, Q)`` int64: the flat position ``h * W + w`` in the input plane.
     """
-    return_indices = _args.flag("max_pool2d", "return_indices", return_indices)
+    return_indices = flag("max_pool2d", "return_indices", return_indices)
     x, g = _args.pool_forward_args("max_pool2d", x, kernel_size, stride, padding, dilation,
                                    ceil_mode)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g.kernel, g.stride, g.padding, g.dilation
@@ -252,7 +280,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         top/left padding); Q likewise.
     """
     x, g = _args.pool_forward_args("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
-    count_include_pad = _args.flag("avg_pool2d", "count_include_pad", count_include_pad)
+    count_include_pad = flag("avg_pool2d", "count_include_pad", count_include_pad)
     sums = _pool_columns(x, g, 0).sum(axis=2)
     return sums / _avg_divisor(g, count_include_pad, x.dtype)
 
@@ -272,7 +300,7 @@ def avg_pool2d_backward(grad_y, input_shape, kernel_size, stride=None, padding=0
     """
     grad_y, g = _args.pool_backward_args("avg_pool2d_backward", grad_y, input_shape,
                                          kernel_size, stride, padding, 1, ceil_mode)
-    count_include_pad = _args.flag("avg_pool2d_backward", "count_include_pad",
+    count_include_pad = flag("avg_pool2d_backward", "count_include_pad",
                                    count_include_pad)
     share__ncpq = grad_y / _avg_divisor(g, count_include_pad, grad_y.dtype)
     grad_xp = np.zeros((g.N, g.C, *_canvas_shape(g)), dtype=grad_y.dtype)
@@ -280,3 +308,144 @@ def avg_pool2d_backward(grad_y, input_shape, kernel_size, stride=None, padding=0
     _col2im(grad_xp, cols__ncrspq, g.stride, g.dilation)
     ph, pw = g.padding
     return np.ascontiguousarray(grad_xp[:, :, ph:ph + g.H, pw:pw + g.W])
+
+
+# ------------------------------------------------------------------------------ activations
+
+def relu(x):
+    """x where x > 0 (and NaN), else +0."""
+    x = _args.unary_args("relu", x)
+    return np.where(x <= 0, 0, x).astype(x.dtype)
+
+
+def relu_backward(grad_y, y):
+    """grad_y where relu's output y is not <= 0, else 0."""
+    grad_y, y = _args.unary_backward_args("relu_backward", grad_y, y)
+    return np.where(y <= 0, 0, grad_y).astype(y.dtype)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, negative_slope * x elsewhere."""
+    negative_slope = real("leaky_relu", "negative_slope", negative_slope)
+    x = _args.unary_args("leaky_relu", x)
+    return np.where(x > 0, x, negative_slope * x).astype(x.dtype)
+
+
+def leaky_relu_backward(grad_y, x, negative_slope=0.01):
+    """grad_y where the input x > 0, negative_slope * grad_y elsewhere."""
+    negative_slope = real("leaky_relu_backward", "negative_slope", negative_slope)
+    grad_y, x = _args.unary_backward_args("leaky_relu_backward", grad_y, x, "input")
+    return np.where(x > 0, grad_y, negative_slope * grad_y).astype(x.dtype)
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)); exp overflowing to inf gives the exact limit 0."""
+    x = _args.unary_args("sigmoid", x)
+    with np.errstate(over="ignore"):
+        return (1 / (1 + np.exp(-x))).astype(x.dtype)
+
+
+def sigmoid_backward(grad_y, y):
+    """The derivative of sigmoid in terms of its output: y - y**2."""
+    grad_y, y = _args.unary_backward_args("sigmoid_backward", grad_y, y)
+    return grad_y * (y - y * y)
+
+
+def tanh(x):
+    """(exp(2x) - 1) / (exp(2x) + 1), as 1 - 2 / (exp(2x) + 1) so that large x gives 1."""
+    x = _args.unary_args("tanh", x)
+    with np.errstate(over="ignore"):
+        return (1 - 2 / (np.exp(2 * x) + 1)).astype(x.dtype)
+
+
+def tanh_backward(grad_y, y):
+    """The derivative of tanh in terms of its output: 1 - y**2."""
+    grad_y, y = _args.unary_backward_args("tanh_backward", grad_y, y)
+    return grad_y * (1 - y * y)
+
+
+def softmax(x, dim):
+    """exp(x - logsumexp(x)) along dim."""
+    x = _args.unary_args("softmax", x)
+    dim = _args.softmax_dim("softmax", dim, x.ndim)
+    top = x.max(axis=dim, keepdims=True)
+    log_sum = np.log(np.exp(x - top).sum(axis=dim, keepdims=True)) + top
+    return np.exp(x - log_sum)
+
+
+def softmax_backward(grad_y, y, dim):
+    """The Jacobian diag(y) - y y^T of each slice along dim applied to grad_y."""
+    grad_y, y = _args.unary_backward_args("softmax_backward", grad_y, y)
+    dim = _args.softmax_dim("softmax_backward", dim, y.ndim)
+    y_m, g_m = np.moveaxis(y, dim, -1), np.moveaxis(grad_y, dim, -1)
+    jacobian = np.einsum("...i,ij->...ij", y_m, np.eye(y_m.shape[-1], dtype=y.dtype)) \
+        - y_m[..., :, None] * y_m[..., None, :]
+    return np.moveaxis(np.einsum("...ij,...j->...i", jacobian, g_m), -1, dim)
+
+
+# ----------------------------------------------------------------------------------- linear
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias over the last axis: x (*, in) -> (*, out)."""
+    x, weight, bias = _args.linear_args("linear", x, weight, bias)
+    y = np.einsum("...i,oi->...o", x, weight)
+    return y if bias is None else y + bias
+
+
+def linear_backward(grad_y, x, weight, *, input_grad=True):
+    """(grad_x, grad_weight, grad_bias) of linear; grad_x None when input_grad is False."""
+    grad_y, x, weight = _args.linear_backward_args("linear_backward", grad_y, x, weight)
+    input_grad = flag("linear_backward", "input_grad", input_grad)
+    grad_w = np.einsum("no,ni->oi", grad_y.reshape(-1, weight.shape[0]),
+                       x.reshape(-1, weight.shape[1]))
+    grad_b = grad_y.reshape(-1, weight.shape[0]).sum(axis=0)
+    return (np.einsum("...o,oi->...i", grad_y, weight) if input_grad else None), grad_w, grad_b
+
+
+# ----------------------------------------------------------------------- batch normalisation
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5, *, return_stats=False):
+    """(x - mean) / sqrt(var + eps) * weight + bias per channel (axis 1), with the batch's
+    statistics in training (updating the running ones in place) or the running ones."""
+    x, weight, bias, training, momentum, eps = _args.batch_norm_args(
+        "batch_norm", x, running_mean, running_var, weight, bias, training, momentum, eps)
+    return_stats = flag("batch_norm", "return_stats", return_stats)
+    x_cn = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
+    if training:
+        mean, var = x_cn.mean(axis=1), x_cn.var(axis=1)
+        if running_mean is not None:
+            n = x_cn.shape[1]
+            running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+            running_var[...] = (1 - momentum) * running_var + momentum * var * n / (n - 1)
+    else:
+        mean, var = running_mean.copy(), running_var
+    inv_std = (1 / np.sqrt(var + eps)).astype(x.dtype)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    y = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return (y, mean, inv_std) if return_stats else y
+
+
+def batch_norm_backward(grad_y, x, mean, inv_std, weight=None, training=True):
+    """(grad_x, grad_weight, grad_bias) of batch_norm, from the statistics it returned."""
+    grad_y, x, mean, inv_std, weight, training = _args.batch_norm_backward_args(
+        "batch_norm_backward", grad_y, x, mean, inv_std, weight, training)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    axes = (0,) + tuple(range(2, x.ndim))
+    x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+    grad_w = grad_b = None
+    scale = inv_std.reshape(shape)
+    if weight is not None:
+        grad_w, grad_b = (grad_y * x_hat).sum(axis=axes), grad_y.sum(axis=axes)
+        scale = scale * weight.reshape(shape)
+    if not training:
+        return grad_y * scale, grad_w, grad_b
+    n = x.size // x.shape[1]
+    # d/dx of (x - mean) * inv_std, with mean and inv_std functions of every x in the channel
+    grad_x = scale / n * (n * grad_y - grad_y.sum(axis=axes, keepdims=True)
+                          - x_hat * (grad_y * x_hat).sum(axis=axes, keepdims=True))
+    return grad_x, grad_w, grad_b

@@ -19,7 +19,6 @@ import numpy as np
 
 from .data import DataLoader
 from .nn import CrossEntropyLoss
-from .nn.module import takes_input_grad
 
 __all__ = ["fit", "evaluate", "predict", "History", "Callback", "EarlyStopping",
            "ModelCheckpoint"]
@@ -232,10 +231,7 @@ def fit(model, x, y, *, optimizer, loss_fn=None, epochs=10, batch_size=32, rng=N
                 logits = model(xb)
                 loss = loss_fn(logits, yb)
                 optimizer.zero_grad()
-                if takes_input_grad(model):   # the images need no gradient
-                    model.backward(loss_fn.backward(), input_grad=False)
-                else:
-                    model.backward(loss_fn.backward())
+                model.backward(loss_fn.backward(), input_grad=False)  # images need none
                 optimizer.step()
                 seen += len(yb)
                 loss_sum += loss * len(yb)

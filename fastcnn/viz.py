@@ -31,7 +31,7 @@ import os
 import numpy as np
 
 from .nn import AvgPool2d, Conv2d, MaxPool2d, Module, Parameter, Sequential
-from .nn._check import integer, real
+from ._validate import integer, real
 
 __all__ = ["plot_filters", "plot_activations", "plot_history", "plot_confusion_matrix",
            "activation_maps", "confusion_matrix"]

@@ -61,8 +61,7 @@ def test_overlapping_blocks_from_two_threads_restore_once(two_blas_threads):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("parts", [1, 2, 3])
-def test_matmul_split_over_threads_equals_numpy(two_blas_threads, monkeypatch, dtype, parts):
-    monkeypatch.setattr(_blas, "SPLIT_MACS", 1)      # split even the small products
+def test_matmul_split_over_threads_equals_numpy(two_blas_threads, dtype, parts):
     rng = np.random.default_rng(parts)
     a = rng.standard_normal((67, 300)).astype(dtype)
     b = rng.standard_normal((300, 211)).astype(dtype)
@@ -75,7 +74,12 @@ def test_matmul_split_over_threads_equals_numpy(two_blas_threads, monkeypatch, d
     assert _blas.threads() == 2
 
 
-def test_matmul_below_the_split_size_is_one_call(monkeypatch):
-    monkeypatch.setattr(_blas, "SPLIT_MACS", 1 << 40)
-    a, b = np.ones((8, 4)), np.ones((4, 3))
-    np.testing.assert_array_equal(_blas.matmul(a, b, 4), np.full((8, 3), 4.0))
+def test_linear_splits_only_products_worth_the_threads(monkeypatch):
+    import fastcnn
+    import fastcnn.functional as F
+    parts = []
+    monkeypatch.setattr(_blas, "matmul", lambda a, b, n: parts.append(n) or a @ b)
+    small, big = np.ones((8, 4)), np.ones((64, 1 << 11))
+    F.linear(small, np.ones((3, 4)))
+    F.linear(big, np.ones((2048, 1 << 11), np.float64))
+    assert parts == [1, fastcnn.get_num_threads()]

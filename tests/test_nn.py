@@ -460,7 +460,7 @@ BAD_INPUTS = [
     (nn.Linear(4, 2), (3, 5), r"expects input \(\*, 4\), got shape \(3, 5\)"),
     (nn.MaxPool2d(2), (1, 4, 4), "expects 4-D input"),
     (nn.AvgPool2d(2), (1, 1, 4, 4, 1), "expects 4-D input"),
-    (nn.Softmax(dim=2), (3, 4), "dimension 2"),
+    (nn.Softmax(dim=2), (3, 4), r"dim must be in \[-2, 2\) for a 2-D input"),
     (nn.Flatten(2), (3, 4), "axes"),
     (nn.BatchNorm2d(2), (1, 2, 1, 1), "more than 1 value per channel"),
 ]

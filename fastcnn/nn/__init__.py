@@ -1,7 +1,9 @@
 """Layers, losses and containers for building and training CNNs on NumPy arrays.
 
-Each layer has ``forward(x)`` (also ``layer(x)``) and ``backward(grad)``, which returns the
-gradient with respect to the input and adds parameter gradients into ``Parameter.grad``.
+Each layer has ``forward(x)`` (also ``layer(x)``) and ``backward(grad, input_grad=True)``,
+which adds parameter gradients into ``Parameter.grad`` and returns the gradient with respect to
+the input (None when input_grad is False and the layer skips it). ``use_backend("reference")``
+runs the layers on the plain NumPy `fastcnn.reference` instead of the compiled kernels.
 Names, arguments and ``state_dict`` keys follow ``torch.nn``.
 
 Example:
@@ -18,12 +20,16 @@ Example:
 """
 from . import init
 from .activation import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .backend import get_backend, use_backend
 from .conv import Conv2d
 from .dropout import Dropout
 from .flatten import Flatten
 from .linear import Linear
 from .loss import CrossEntropyLoss, MSELoss
-from .module import Module, Parameter, Sequential, from_config, register
+from .container import Sequential
+from .module import Module
+from .parameter import Parameter
+from .registry import from_config, register
 from .normalization import BatchNorm2d
 from .pooling import AvgPool2d, MaxPool2d
 from .summary import ModelSummary, summary
@@ -31,4 +37,4 @@ from .summary import ModelSummary, summary
 __all__ = ["Module", "Parameter", "Sequential", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU",
            "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "Flatten", "Linear", "Dropout",
            "BatchNorm2d", "CrossEntropyLoss", "MSELoss", "init", "summary", "ModelSummary",
-           "from_config", "register"]
+           "from_config", "register", "use_backend", "get_backend"]

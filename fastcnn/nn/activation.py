@@ -4,22 +4,12 @@ Each takes an array of any shape and returns one of the same shape; NaN propagat
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .. import functional as F
-from .._kernels import eltwise as _eltwise
-from ._check import integer, real
-from .module import Module, register
+from .._validate import integer, real
+from .backend import ops
+from .module import Module
+from .registry import register
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]
-
-
-def _flat(a: np.ndarray) -> np.ndarray:
-    """A flat C-contiguous view of a (copied first only if a is not C-contiguous)."""
-    return np.require(a, requirements="C").reshape(-1)
-
-
-_ELEMENTS_PER_THREAD = 1 << 16  # an element-wise pass stays on one thread below this
 
 
 class _Elementwise(Module):
@@ -44,23 +34,13 @@ class ReLU(_Elementwise):
     """
 
     def forward(self, x):
-        # one threaded pass (csrc/eltwise.c) for the output and the mask of units whose
-        # gradient passes (not x <= 0: NaN propagates and passes it, as in PyTorch)
-        x = self._input(x)
-        y = np.empty(x.shape, x.dtype)
-        alive = np.empty(x.shape, np.bool_)
-        _eltwise.relu_forward(_flat(x), y.reshape(-1), alive.view(np.uint8).reshape(-1),
-                              F._threads(x.size, _ELEMENTS_PER_THREAD))
-        self._ctx = alive
+        y = ops().relu(self._input(x))
+        self._ctx = y
         return y
 
-    def backward(self, grad):
-        alive = self._saved()
-        grad = self._grad(grad, alive.shape)
-        grad_x = np.empty(alive.shape, self._dtype)
-        _eltwise.relu_backward(_flat(grad), alive.view(np.uint8).reshape(-1),
-                               grad_x.reshape(-1), F._threads(grad.size, _ELEMENTS_PER_THREAD))
-        return grad_x
+    def backward(self, grad, input_grad=True):
+        y = self._saved()
+        return ops().relu_backward(self._grad(grad, y.shape), y)
 
 
 @register
@@ -86,14 +66,12 @@ class LeakyReLU(Module):
 
     def forward(self, x):
         x = self._input(x)
-        positive = x > 0
-        self._ctx = positive
-        return np.where(positive, x, x * self._dtype.type(self.negative_slope))
+        self._ctx = x
+        return ops().leaky_relu(x, self.negative_slope)
 
-    def backward(self, grad):
-        positive = self._saved()
-        grad = self._grad(grad, positive.shape)
-        return np.where(positive, grad, grad * self._dtype.type(self.negative_slope))
+    def backward(self, grad, input_grad=True):
+        x = self._saved()
+        return ops().leaky_relu_backward(self._grad(grad, x.shape), x, self.negative_slope)
 
     def arguments(self) -> dict:
         return {"negative_slope": self.negative_slope}
@@ -117,15 +95,13 @@ class Sigmoid(_Elementwise):
     """
 
     def forward(self, x):
-        x = self._input(x)
-        e = np.exp(-np.abs(x))
-        y = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        y = ops().sigmoid(self._input(x))
         self._ctx = y
         return y
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         y = self._saved()
-        return self._grad(grad, y.shape) * y * (1 - y)
+        return ops().sigmoid_backward(self._grad(grad, y.shape), y)
 
 
 @register
@@ -143,13 +119,13 @@ class Tanh(_Elementwise):
     """
 
     def forward(self, x):
-        y = np.tanh(self._input(x))
+        y = ops().tanh(self._input(x))
         self._ctx = y
         return y
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         y = self._saved()
-        return self._grad(grad, y.shape) * (1 - y * y)
+        return ops().tanh_backward(self._grad(grad, y.shape), y)
 
 
 @register
@@ -177,19 +153,13 @@ class Softmax(Module):
         self.dim = integer("Softmax", "dim", dim)
 
     def forward(self, x):
-        x = self._input(x)
-        if not -x.ndim <= self.dim < x.ndim:
-            raise ValueError(f"{self!r} expects input with a dimension {self.dim}, got shape "
-                             f"{x.shape}")
-        e = np.exp(x - x.max(axis=self.dim, keepdims=True))
-        y = e / e.sum(axis=self.dim, keepdims=True)
+        y = ops().softmax(self._input(x), self.dim)
         self._ctx = y
         return y
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         y = self._saved()
-        grad = self._grad(grad, y.shape)
-        return y * (grad - (grad * y).sum(axis=self.dim, keepdims=True))
+        return ops().softmax_backward(self._grad(grad, y.shape), y, self.dim)
 
     def arguments(self) -> dict:
         return {"dim": self.dim}

@@ -6,10 +6,12 @@ import math
 import numpy as np
 
 from .. import _args
-from .. import functional as F
 from . import init
-from ._check import integer
-from .module import Module, Parameter, allocate, register
+from .._validate import integer
+from .backend import ops
+from .module import Module
+from .parameter import Parameter, allocate
+from .registry import register
 
 __all__ = ["Conv2d"]
 
@@ -54,19 +56,9 @@ class Conv2d(Module):
         self.out_channels = integer(name, "out_channels", out_channels, 1)
         self.kernel_size = _args._pair(name, "kernel_size", kernel_size, 1)
         self.stride = _args._pair(name, "stride", stride, 1)
-        if isinstance(padding, str):
-            if padding not in ("valid", "same"):
-                raise ValueError(f"{name}: padding must be an int, a pair, 'valid' or 'same', "
-                                 f"got {padding!r}")
-            self.padding = padding
-        else:
-            self.padding = _args._pair(name, "padding", padding, 0)
+        self.padding = _args.conv_padding(name, padding)
         self.dilation = _args._pair(name, "dilation", dilation, 1)
-        self.groups = integer(name, "groups", groups, 1)
-        if self.in_channels % self.groups or self.out_channels % self.groups:
-            raise ValueError(f"{name}: in_channels ({self.in_channels}) and out_channels "
-                             f"({self.out_channels}) must both be divisible by groups "
-                             f"({self.groups})")
+        self.groups = _args.conv_groups(name, groups, self.in_channels, self.out_channels)
         has_bias = _args.flag(name, "bias", bias)
         rng = init.as_generator(rng)
         R, S = self.kernel_size
@@ -90,7 +82,7 @@ class Conv2d(Module):
             raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W) with "
                              f"{self.in_channels} channels, got shape {x.shape}")
         bias = None if self.bias is None else self.bias.data
-        y = F.conv2d(x, self.weight.data, bias, **self._hyper())
+        y = ops().conv2d(x, self.weight.data, bias, **self._hyper())
         self._ctx = x
         return y
 
@@ -98,9 +90,8 @@ class Conv2d(Module):
         """Accumulate the weight and bias gradients; return the input's (None when
         input_grad is False: it is skipped, see `Sequential.backward`)."""
         x = self._saved()
-        grad_x, grad_w, grad_b = F.conv2d_backward(np.asarray(grad, self._dtype), x,
-                                                   self.weight.data, **self._hyper(),
-                                                   input_grad=input_grad)
+        grad_x, grad_w, grad_b = ops().conv2d_backward(np.asarray(grad, self._dtype), x, self.weight.data,
+                                                       **self._hyper(), input_grad=input_grad)
         self.weight.accumulate(grad_w)
         if self.bias is not None:
             self.bias.accumulate(grad_b)

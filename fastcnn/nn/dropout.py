@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import init
-from ._check import real
-from .module import Module, register
+from .._validate import real
+from .module import Module
+from .registry import register
 
 __all__ = ["Dropout"]
 
@@ -47,7 +48,7 @@ class Dropout(Module):
         self._ctx = (mask, x.shape)
         return x * mask
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         mask, shape = self._saved()
         grad = self._grad(grad, shape)
         return grad if mask is None else grad * mask

@@ -5,8 +5,9 @@ import math
 
 import numpy as np
 
-from ._check import integer
-from .module import Module, register
+from .._validate import integer
+from .module import Module
+from .registry import register
 
 __all__ = ["Flatten"]
 
@@ -45,7 +46,7 @@ class Flatten(Module):
         merged = math.prod(x.shape[start:end + 1])
         return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         shape = self._saved()
         return np.asarray(grad, self._dtype).reshape(shape)
 

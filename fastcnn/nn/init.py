@@ -18,8 +18,8 @@ import numbers
 
 import numpy as np
 
-from ._check import choice, real
-from .module import Parameter
+from .._validate import choice, real
+from .parameter import Parameter
 
 __all__ = ["as_generator", "calculate_gain", "kaiming_uniform_", "kaiming_normal_",
            "xavier_uniform_", "xavier_normal_", "uniform_", "normal_", "constant_", "zeros_",

@@ -5,11 +5,13 @@ import math
 
 import numpy as np
 
-from .. import _args, _blas
-from .._config import get_num_threads
+from .. import _args
+from .._validate import integer
 from . import init
-from ._check import integer
-from .module import Module, Parameter, allocate, register
+from .backend import ops
+from .module import Module
+from .parameter import Parameter, allocate
+from .registry import register
 
 __all__ = ["Linear"]
 
@@ -17,10 +19,6 @@ __all__ = ["Linear"]
 @register
 class Linear(Module):
     """Affine map of the last axis, as ``torch.nn.Linear``.
-
-    Its matmuls run OpenBLAS on one thread per part, big ones split over fastcnn's thread
-    count (fastcnn/_blas.py): OpenBLAS's own threads keep spinning after a call and slow
-    the convolutions that follow far more than that saves.
 
     Args:
         in_features: size of each input row.
@@ -60,11 +58,7 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r} expects input (*, {self.in_features}), got shape "
                              f"{x.shape}")
-        rows = x.reshape(-1, self.in_features)
-        y = _blas.matmul(rows, self.weight.data.T, get_num_threads())
-        y = y.reshape(x.shape[:-1] + (self.out_features,))
-        if self.bias is not None:
-            y += self.bias.data
+        y = ops().linear(x, self.weight.data, None if self.bias is None else self.bias.data)
         self._ctx = x
         return y
 
@@ -72,14 +66,13 @@ class Linear(Module):
         """Accumulate the weight and bias gradients; return the input's (None when
         input_grad is False: it is skipped, see `Sequential.backward`)."""
         x = self._saved()
-        input_grad = _args.flag(f"{self!r}.backward", "input_grad", input_grad)
-        grad = np.asarray(grad, self._dtype).reshape(-1, self.out_features)
-        threads = get_num_threads()
-        self.weight.accumulate(_blas.matmul(grad.T, x.reshape(-1, self.in_features), threads))
-        grad_x = _blas.matmul(grad, self.weight.data, threads) if input_grad else None
+        grad = self._grad(grad, x.shape[:-1] + (self.out_features,))
+        grad_x, grad_w, grad_b = ops().linear_backward(grad, x, self.weight.data,
+                                                       input_grad=input_grad)
+        self.weight.accumulate(grad_w)
         if self.bias is not None:
-            self.bias.accumulate(grad.sum(axis=0))
-        return None if grad_x is None else grad_x.reshape(x.shape)
+            self.bias.accumulate(grad_b)
+        return grad_x
 
     def arguments(self) -> dict:
         return dict(in_features=self.in_features, out_features=self.out_features,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._config import reuses_memory
-from ._check import choice, float_input, real
-from .module import register
+from .._validate import choice, float_input, real
+from .registry import register
 
 __all__ = ["CrossEntropyLoss", "MSELoss"]
 

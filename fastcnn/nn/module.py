@@ -1,9 +1,11 @@
-"""Parameter, Module and Sequential: the containers every layer is built from.
+"""Module: the base class of every layer and model.
 
 A `Module` runs ``forward(x)`` on NumPy arrays and keeps, from that call only, what its
-``backward(grad)`` needs (its input, argmax indices, a mask). ``backward`` returns the gradient
-with respect to the input and adds the gradients of its parameters into ``Parameter.grad``.
-There is no autograd graph: `Sequential` calls its children's backward in reverse order.
+``backward(grad, input_grad=True)`` needs (its input, argmax indices, a mask). ``backward``
+adds the gradients of its parameters into ``Parameter.grad`` and returns the gradient with
+respect to the input, or None when ``input_grad`` is False and the module can skip it (a
+network's first layer: its input is data). There is no autograd graph: containers
+(`fastcnn.nn.Sequential`) call their children's backward in reverse order.
 
 Conventions:
 
@@ -13,93 +15,19 @@ Conventions:
   other dtype (float64 into a float32 model, ints, bools) are converted in ``forward``.
 * ``state_dict`` keys are PyTorch's (``0.weight``, ``1.running_mean``, ...), so a PyTorch
   state dict converted to NumPy arrays loads directly, and ``get_config`` / `from_config`
-  describe the architecture as JSON-serialisable dicts (no pickle):
-  ``from_config(model.get_config())`` rebuilds any model made of registered layers.
+  describe the architecture as JSON-serialisable dicts (no pickle).
 """
 from __future__ import annotations
 
-import contextvars
 import inspect
-import math
 from typing import NamedTuple
 
 import numpy as np
 
-from .. import _args
 from .._config import reuses_memory
+from .parameter import Parameter
 
-__all__ = ["Parameter", "Module", "Sequential", "register", "from_config", "allocate"]
-
-# Inside from_config(..., max_elements=n): [elements left, n] for every allocate() call.
-_budget: contextvars.ContextVar = contextvars.ContextVar("fastcnn_nn_budget", default=None)
-
-
-def allocate(shape, fill=None) -> np.ndarray:
-    """A new float32 array for a layer's parameter or buffer, filled with `fill` if given.
-
-    Layers take their arrays from here so that `from_config(config, max_elements=n)` can refuse
-    a model whose arrays would hold more than n elements before allocating any of them (what
-    `fastcnn.load` needs: a small file must not make it allocate gigabytes).
-    """
-    shape = tuple(shape)
-    budget = _budget.get()
-    if budget is not None:
-        budget[0] -= math.prod(shape)
-        if budget[0] < 0:
-            raise ValueError(f"the layers' arrays would hold more than the {budget[1]} "
-                             f"elements allowed")
-    a = np.empty(shape, np.float32)
-    if fill is not None:
-        a.fill(fill)
-    return a
-
-
-class Parameter:
-    """A trainable array (``data``) and the gradient of the loss with respect to it (``grad``).
-
-    Args:
-        data: a float array; used as is (no copy).
-
-    Example:
-        >>> import numpy as np
-        >>> p = Parameter(np.zeros(3, np.float32))
-        >>> p.grad is None
-        True
-    """
-
-    __slots__ = ("data", "grad")
-
-    def __init__(self, data):
-        data = np.asarray(data)
-        if data.dtype.kind != "f":
-            raise TypeError(f"Parameter data must be a float array, got dtype {data.dtype}")
-        self.data = data
-        self.grad = None
-
-    @property
-    def shape(self) -> tuple:
-        return self.data.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.data.dtype
-
-    @property
-    def size(self) -> int:
-        return self.data.size
-
-    def accumulate(self, grad: np.ndarray) -> None:
-        """Add a gradient into ``grad`` (a copy of it on the first call)."""
-        if grad.shape != self.data.shape:
-            raise ValueError(f"Parameter of shape {self.data.shape} got a gradient of shape "
-                             f"{grad.shape}")
-        if self.grad is None:
-            self.grad = np.array(grad, dtype=self.data.dtype)
-        else:
-            self.grad += grad
-
-    def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+__all__ = ["Module", "IncompatibleKeys"]
 
 
 class IncompatibleKeys(NamedTuple):
@@ -115,9 +43,9 @@ class Module:
     """Base class of layers and models.
 
     Subclasses call ``super().__init__()`` first, assign `Parameter`s, sub-modules and buffers
-    (``register_buffer``) as attributes, and implement ``forward``, ``backward``,
-    ``arguments`` (constructor arguments, for ``get_config``) and optionally ``extra_repr``;
-    decorate them with `register` so `from_config` can rebuild them.
+    (``register_buffer``) as attributes, and implement ``forward``, ``backward(grad,
+    input_grad=True)``, ``arguments`` (constructor arguments, for ``get_config``) and optionally
+    ``extra_repr``; decorate them with `register` so `from_config` can rebuild them.
 
     Attributes:
         training: True after ``train()`` (the default), False after ``eval()``.
@@ -171,7 +99,11 @@ class Module:
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
+        """Add the parameters' gradients into their ``grad`` and return the gradient with
+        respect to the input. input_grad=False: the caller does not need that gradient, and
+        a module may skip computing it and return None (a convolution saves a pass as costly
+        as its forward); a module without parameters may ignore it."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, x):
@@ -367,157 +299,3 @@ class Module:
         for name, child in self._modules.items():
             lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
         return "\n".join(lines) + "\n)"
-
-
-class Sequential(Module):
-    """A chain of modules: forward runs them in order, backward in reverse.
-
-    Args:
-        *layers: modules, named "0", "1", ... in ``state_dict``.
-
-    Shape:
-        input: whatever the first layer takes; output: whatever the last layer gives.
-
-    Example:
-        >>> import numpy as np
-        >>> from fastcnn import nn
-        >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, rng=0), nn.ReLU(), nn.Flatten(),
-        ...                       nn.Linear(4 * 6 * 6, 10, rng=0))
-        >>> model(np.zeros((2, 1, 8, 8))).shape
-        (2, 10)
-    """
-
-    def __init__(self, *layers):
-        super().__init__()
-        for layer in layers:
-            self.append(layer)
-
-    def append(self, layer: Module):
-        """Add a module at the end; returns self."""
-        if not isinstance(layer, Module):
-            raise TypeError(f"Sequential: layers must be Modules, got {type(layer).__name__}")
-        setattr(self, str(len(self._modules)), layer)
-        return self
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        layers = list(self._modules.values())
-        if isinstance(index, slice):
-            return Sequential(*layers[index])
-        return layers[index]
-
-    def forward(self, x):
-        x = self._input(x)
-        for layer in self._modules.values():
-            x = layer(x)
-        return x
-
-    def backward(self, grad, input_grad=True):
-        """Back-propagate grad through the layers, last to first; return the gradient with
-        respect to the input.
-
-        input_grad=False: the caller does not need that gradient (a training loop's input is
-        data), and None is returned. The layers before the first one with parameters are then
-        skipped (they only pass gradients on), and that one is asked not to compute its input
-        gradient when its backward takes an input_grad argument (Conv2d, Linear and Sequential
-        do). For a convolution first this saves a pass as costly as its forward.
-        """
-        input_grad = _args.flag(f"{type(self).__name__}.backward", "input_grad", input_grad)
-        layers = list(self._modules.values())
-        first = 0
-        if not input_grad:
-            first = next((i for i, layer in enumerate(layers)
-                          if next(iter(layer.parameters()), None) is not None), len(layers))
-        for i in range(len(layers) - 1, first - 1, -1):
-            if i == first and not input_grad:
-                if takes_input_grad(layers[i]):
-                    layers[i].backward(grad, input_grad=False)
-                else:
-                    layers[i].backward(grad)
-                return None
-            grad = layers[i].backward(grad)
-        return grad if input_grad else None
-
-    def arguments(self) -> dict:
-        return {"layers": [layer.get_config() for layer in self._modules.values()]}
-
-    @classmethod
-    def from_arguments(cls, arguments: dict):
-        if set(arguments) != {"layers"} or not isinstance(arguments["layers"], list):
-            raise ValueError(f"Sequential config must be {{'layers': [...]}}, got {arguments!r}")
-        return cls(*(from_config(c) for c in arguments["layers"]))
-
-
-# ------------------------------------------------------------------------- registry
-
-_REGISTRY: dict[str, type] = {}
-
-
-def takes_input_grad(module) -> bool:
-    """Whether module.backward accepts input_grad= (see `Sequential.backward`)."""
-    backward = getattr(module.backward, "__func__", module.backward)
-    cached = _TAKES_INPUT_GRAD.get(backward)
-    if cached is None:
-        try:
-            cached = "input_grad" in inspect.signature(backward).parameters
-        except (TypeError, ValueError):
-            cached = False
-        _TAKES_INPUT_GRAD[backward] = cached
-    return cached
-
-
-_TAKES_INPUT_GRAD: dict = {}
-
-
-def register(cls: type) -> type:
-    """Class decorator: make a layer (or loss) buildable by `from_config` under its name.
-
-    Registering the same class again (e.g. a re-run notebook cell) replaces it; a different
-    class under a taken name is a ValueError.
-    """
-    name = cls.__name__
-    old = _REGISTRY.get(name)
-    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__,
-                                                                   cls.__qualname__):
-        raise ValueError(f"register: the name {name!r} is already taken by "
-                         f"{old.__module__}.{old.__qualname__}")
-    _REGISTRY[name] = cls
-    return cls
-
-
-register(Sequential)
-
-
-def from_config(config: dict, max_elements: int | None = None):
-    """Rebuild a module (or loss) from its ``get_config()`` dict. Weights are fresh: load them
-    with ``load_state_dict``. Unknown class names are a ValueError, and so is a model whose
-    parameters and buffers would hold more than `max_elements` elements (checked before
-    they are allocated).
-
-    Example:
-        >>> from fastcnn import nn
-        >>> nn.from_config({"class": "Linear", "config": {"in_features": 4, "out_features": 2}})
-        Linear(in_features=4, out_features=2)
-    """
-    if max_elements is not None and _budget.get() is None:
-        token = _budget.set([max_elements, max_elements])
-        try:
-            return from_config(config)
-        finally:
-            _budget.reset(token)
-    if not isinstance(config, dict) or set(config) != {"class", "config"}:
-        raise ValueError(f"from_config expects a dict with keys 'class' and 'config', "
-                         f"got {config!r}")
-    cls = _REGISTRY.get(config["class"])
-    if cls is None:
-        raise ValueError(f"from_config: unknown class {config['class']!r}, expected one of "
-                         f"{sorted(_REGISTRY)}")
-    if not isinstance(config["config"], dict):
-        raise ValueError(f"from_config: 'config' of {config['class']} must be a dict, got "
-                         f"{config['config']!r}")
-    return cls.from_arguments(config["config"])

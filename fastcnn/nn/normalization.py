@@ -4,17 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _args
-from ._check import integer, real
-from .module import Module, Parameter, allocate, register
+from .._validate import integer, real
+from .backend import ops
+from .module import Module
+from .parameter import Parameter, allocate
+from .registry import register
 
 __all__ = ["BatchNorm2d"]
-
-_AXES = (0, 2, 3)  # every axis of (N, C, H, W) but the channel
-
-
-def _per_channel(v: np.ndarray) -> np.ndarray:
-    return v[None, :, None, None]
-
 
 @register
 class BatchNorm2d(Module):
@@ -69,51 +65,30 @@ class BatchNorm2d(Module):
             raise ValueError(f"{self!r} expects input (N, {self.num_features}, H, W) with "
                              f"{self.num_features} channels, got shape {x.shape}")
         batch_stats = self.training or not self.track_running_stats
-        if batch_stats:
-            n = x.size // self.num_features
-            if n <= 1:
-                raise ValueError(f"{self!r} needs more than 1 value per channel to compute "
-                                 f"batch statistics, got input shape {x.shape}")
-            mean = x.mean(axis=_AXES)
-            centred = x - _per_channel(mean)
-            var = (centred * centred).mean(axis=_AXES)
-            if self.training and self.track_running_stats:
-                self._update_running(mean, var, n)
-        else:
-            centred = x - _per_channel(self.running_mean)
-            var = self.running_var
-        inv_std = 1 / np.sqrt(var + self._dtype.type(self.eps))
-        x_hat = centred * _per_channel(inv_std)
-        self._ctx = (x_hat, inv_std, batch_stats)
-        if not self.affine:
-            return x_hat
-        return x_hat * _per_channel(self.weight.data) + _per_channel(self.bias.data)
+        update = self.training and self.track_running_stats
+        momentum = 0.0
+        if update:  # momentum None: a cumulative average over the batches seen
+            seen = int(self.num_batches_tracked) + 1
+            momentum = 1 / seen if self.momentum is None else self.momentum
+        running = (self.running_mean, self.running_var) if self.track_running_stats else (None,
+                                                                                         None)
+        weight, bias = (self.weight.data, self.bias.data) if self.affine else (None, None)
+        y, mean, inv_std = ops().batch_norm(x, *running, weight, bias, training=batch_stats,
+                                            momentum=momentum, eps=self.eps, return_stats=True)
+        if update:
+            self.num_batches_tracked += 1
+        self._ctx = (x, mean, inv_std, batch_stats)
+        return y
 
-    def _update_running(self, mean, var, n):
-        self.num_batches_tracked += 1
-        f = (1 / int(self.num_batches_tracked) if self.momentum is None else self.momentum)
-        f = self._dtype.type(f)
-        self.running_mean *= 1 - f
-        self.running_mean += f * mean
-        self.running_var *= 1 - f
-        self.running_var += f * var * self._dtype.type(n / (n - 1))
-
-    def backward(self, grad):
-        x_hat, inv_std, batch_stats = self._saved()
-        grad = np.asarray(grad, self._dtype)
-        grad_x_hat = grad
+    def backward(self, grad, input_grad=True):
+        x, mean, inv_std, batch_stats = self._saved()
+        weight = self.weight.data if self.affine else None
+        grad_x, grad_w, grad_b = ops().batch_norm_backward(self._grad(grad, x.shape), x, mean,
+                                                           inv_std, weight, batch_stats)
         if self.affine:
-            self.weight.accumulate((grad * x_hat).sum(axis=_AXES))
-            self.bias.accumulate(grad.sum(axis=_AXES))
-            grad_x_hat = grad * _per_channel(self.weight.data)
-        if not batch_stats:
-            return grad_x_hat * _per_channel(inv_std)
-        # x_hat = (x - mean) * inv_std with mean and var taken over the batch:
-        # dx = inv_std * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))
-        mean_g = grad_x_hat.mean(axis=_AXES)
-        mean_gx = (grad_x_hat * x_hat).mean(axis=_AXES)
-        return _per_channel(inv_std) * (grad_x_hat - _per_channel(mean_g)
-                                        - x_hat * _per_channel(mean_gx))
+            self.weight.accumulate(grad_w)
+            self.bias.accumulate(grad_b)
+        return grad_x
 
     def arguments(self) -> dict:
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum,

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _args
-from .. import functional as F
-from .module import Module, register
+from .backend import ops
+from .module import Module
+from .registry import register
 
 __all__ = ["MaxPool2d", "AvgPool2d"]
 
@@ -21,16 +22,9 @@ class _Pool2d(Module):
     def __init__(self, kernel_size, stride, padding, dilation, ceil_mode):
         super().__init__()
         name = type(self).__name__
-        self.kernel_size = _args._pair(name, "kernel_size", kernel_size, 1)
-        self.stride = (self.kernel_size if stride is None
-                       else _args._pair(name, "stride", stride, 1))
-        self.padding = _args._pair(name, "padding", padding, 0)
-        self.dilation = _args._pair(name, "dilation", dilation, 1)
+        self.kernel_size, self.stride, self.padding, self.dilation = _args.pool_window(
+            name, kernel_size, stride, padding, dilation)
         self.ceil_mode = _args.flag(name, "ceil_mode", ceil_mode)
-        if (self.padding[0] > self.kernel_size[0] // 2
-                or self.padding[1] > self.kernel_size[1] // 2):
-            raise ValueError(f"{name}: padding must be at most half the kernel size "
-                             f"{self.kernel_size}, got padding {self.padding}")
 
     def _input4(self, x) -> np.ndarray:
         x = self._input(x)
@@ -89,14 +83,14 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x):
         x = self._input4(x)
-        y, indices = F.max_pool2d(x, return_indices=True, **self._hyper())
+        y, indices = ops().max_pool2d(x, return_indices=True, **self._hyper())
         self._ctx = (indices, x.shape)
         return y
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         indices, shape = self._saved()
-        return F.max_pool2d_backward(np.asarray(grad, self._dtype), indices, shape,
-                                     **self._hyper())
+        return ops().max_pool2d_backward(np.asarray(grad, self._dtype), indices, shape,
+                                         **self._hyper())
 
     def arguments(self) -> dict:
         return {**super().arguments(), "dilation": list(self.dilation)}
@@ -138,11 +132,11 @@ class AvgPool2d(_Pool2d):
     def forward(self, x):
         x = self._input4(x)
         self._ctx = x.shape
-        return F.avg_pool2d(x, **self._hyper())
+        return ops().avg_pool2d(x, **self._hyper())
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         shape = self._saved()
-        return F.avg_pool2d_backward(np.asarray(grad, self._dtype), shape, **self._hyper())
+        return ops().avg_pool2d_backward(np.asarray(grad, self._dtype), shape, **self._hyper())
 
     def arguments(self) -> dict:
         return {**super().arguments(), "count_include_pad": self.count_include_pad}

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .module import Module, Sequential
+from .container import Sequential
+from .module import Module
 
 __all__ = ["summary", "ModelSummary", "LayerSummary"]
 

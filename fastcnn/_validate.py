@@ -1,6 +1,7 @@
-"""Constructor-argument checks shared by the layers, losses and optimizers.
+"""Argument checks, one function per rule, for every tier above the kernels.
 
-Each check names the owner (a class name), the argument, what was expected and what came.
+Each check names the owner (a function or class name), the argument, what was expected and
+what came, and returns the value in its canonical form (an int, a bool, a float, a pair).
 """
 from __future__ import annotations
 
@@ -58,3 +59,20 @@ def float_input(owner: str, name: str, x) -> np.ndarray:
     if x.dtype.kind in "biu" or x.dtype == np.float16:
         return x.astype(np.float32)
     raise TypeError(f"{owner}: {name} must be a float, int or bool array, got dtype {x.dtype}")
+
+
+def flag(owner: str, name: str, value) -> bool:
+    """A bool (NumPy bools too); anything else is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def generator(owner: str, rng) -> np.random.Generator:
+    """A Generator from a Generator (returned as is), an int seed, or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, (bool, np.bool_))):
+        return np.random.default_rng(rng)
+    raise TypeError(f"{owner}: rng must be a numpy.random.Generator, an int seed or None, "
+                    f"got {type(rng).__name__} {rng!r}")

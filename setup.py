@@ -87,8 +87,8 @@ def build_jobs():
 
 def compile_in_parallel(compiler, jobs):
     """Make compiler.compile build its sources `jobs` at a time (distutils compiles an
-    extension's sources one after another: csrc/conv.c's three instruction sets alone took a
-    minute on one core of a 2-core Zen 3, which the build then spent idle)."""
+    extension's sources one after another, and the conv extension's three instruction-set
+    variants would leave the other cores idle)."""
     serial = compiler.compile
 
     def compile(sources, *args, **kwargs):
@@ -108,9 +108,9 @@ class BuildExt(build_ext):
             cflags += ["-O0", "-g"]
         if SANITIZE and unix:
             # -fno-wrapv (Python's flags have -fwrapv) so that signed overflow is reported;
-            # -O1, as ASan advises: the kernels' unrolled microkernels, instrumented at -O3,
-            # took csrc/conv.c alone over 9 minutes to compile (2.6 at -O1), and every
-            # load and store is checked at either level
+            # -O1, as ASan advises: the unrolled microkernels, instrumented at -O3, take
+            # several times as long to compile, and every load and store is checked at
+            # either level
             sanitizers = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]
             cflags += sanitizers + ["-O1", "-fno-omit-frame-pointer", "-fno-wrapv", "-g"]
             # freed buffers kept for reuse would hide a use after free from ASan

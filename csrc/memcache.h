@@ -4,9 +4,8 @@
  * Why: a training step frees and re-allocates the same few buffer sizes every step (each
  * layer's output, its gradient, the kernels' padded copies). glibc serves large requests
  * with fresh mmap()s, or trims the heap top back to the kernel, so each such buffer is
- * page-faulted in again on every step: on the 2-core VM this was written on that was
- * ~0.7 ms per MB, a quarter of a LeNet-5 training step. Reusing the freed buffer costs no
- * fault.
+ * page-faulted in again on every step, a large part of a small network's step. Reusing the
+ * freed buffer costs no fault.
  *
  * Every block carries a 64-byte header holding its size, so the cache never trusts a
  * caller's idea of the size (the data keeps malloc's 16-byte alignment at least). Blocks of at least FC_CACHE_MIN bytes

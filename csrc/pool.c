@@ -23,9 +23,7 @@ static inline ptrdiff_t first_inside(ptrdiff_t start, ptrdiff_t step)
    lane. Vectors cover the columns whose every tap lies inside the row; the last vector ends
    at the last of them and may overlap the one before (it recomputes the same maxima). The
    columns whose windows reach into the padding, and rows too short for a vector, go one
-   output at a time with bounds checks. (The previous kernel updated arrays of running
-   maxima tap by tap, with two integer divisions per tap and row and stride-2 loads left
-   scalar: 28% of copy bandwidth on the 3x3/2 pool.) */
+   output at a time with bounds checks. */
 #define FC_POOL_VL 8
 
 #if defined(__clang__)
@@ -209,8 +207,7 @@ void fc_maxpool_plane_f64(const fc_pool_geom *g, const double *x, double *y, int
    inside [0, W) (no bounds checks: SW and KW are constants there for the common sizes, so
    the compiler vectorises it), and the rest. Each column gets the window's gradient or zero
    by a bit mask, not a branch: which column holds a window's maximum is as random as the
-   data, and the branch GCC made of `hit ? gy : 0` mispredicted (2x2 windows of 28x28
-   planes ran 4.2x slower). */
+   data, and the branch GCC made of `hit ? gy : 0` mispredicted. */
 #define DISJOINT_RUN(T, UT, CHECKED, SW, KW)                                                 \
     for (; q < q_stop; q++) {                                                                \
         const ptrdiff_t w0 = q * (SW) - g->pw;                                               \

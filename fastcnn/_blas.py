@@ -4,8 +4,8 @@ Why fastcnn touches it: after each multi-threaded call OpenBLAS keeps its worker
 spinning (yielding in a loop) for a while before they sleep, and it reads the only setting
 that shortens this (OPENBLAS_THREAD_TIMEOUT) once, when NumPy loads it. A Linear layer's
 matmul in the middle of a network therefore leaves a worker competing for the cores with the
-convolution kernels' OpenMP threads that run next: on 2 cores a VGG-style training step took
-1.45x as long. `one_thread()` runs a block with OpenBLAS on one thread, so no worker wakes up,
+convolution kernels' OpenMP threads that run next, and on few cores both slow down.
+`one_thread()` runs a block with OpenBLAS on one thread, so no worker wakes up,
 and restores the user's setting after. The setting is process-wide: while a Linear layer
 runs, NumPy matmuls in the process's other threads also run on one thread.
 

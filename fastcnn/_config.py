@@ -78,7 +78,7 @@ def reuses_memory(method):
     The cache (csrc/memcache.c) keeps freed buffers of 64 KiB and more, up to a byte limit,
     and hands each back to the next request of the same size. A training step asks for the
     same sizes every step, and without it each big buffer comes fresh from the kernel and
-    is page-faulted in again; that was a quarter of a LeNet-5 step on a 2-core VM. Only
+    is page-faulted in again, a large part of a small network's step. Only
     calls inside fastcnn's layers, losses and optimizers use the cache; NumPy elsewhere
     keeps its own allocator, but the arrays fastcnn returns (outputs, gradients) go back
     to the cache when they are freed, wherever that happens. The handler is per context (a

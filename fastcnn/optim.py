@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _args
 from ._config import reuses_memory
+from ._signals import held
 from ._validate import integer, real
 from .nn import Parameter
 
@@ -97,11 +98,16 @@ class Optimizer:
 
     @reuses_memory
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, group, self.state.setdefault(p, {}))
+        """Update every parameter that has a gradient, in place.
+
+        A step applies to every parameter and its state or to none: Ctrl-C (SIGINT) that
+        arrives during it is held until it ends, then raised as KeyboardInterrupt.
+        """
+        with held():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        self._update(p, group, self.state.setdefault(p, {}))
 
     def _update(self, p: Parameter, group: dict, state: dict) -> None:
         raise NotImplementedError

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from ._signals import held
 from .data import DataLoader
 from .nn import CrossEntropyLoss
 
@@ -228,11 +229,12 @@ def fit(model, x, y, *, optimizer, loss_fn=None, epochs=10, batch_size=32, rng=N
             for step, (xb, yb) in enumerate(loader, 1):
                 if augment is not None:
                     xb = augment(xb, rng)
-                logits = model(xb)
-                loss = loss_fn(logits, yb)
-                optimizer.zero_grad()
-                model.backward(loss_fn.backward(), input_grad=False)  # images need none
-                optimizer.step()
+                with held():  # Ctrl-C lands between steps: buffers and weights agree
+                    logits = model(xb)
+                    loss = loss_fn(logits, yb)
+                    optimizer.zero_grad()
+                    model.backward(loss_fn.backward(), input_grad=False)  # images need none
+                    optimizer.step()
                 seen += len(yb)
                 loss_sum += loss * len(yb)
                 correct += int(np.sum(np.argmax(logits, axis=1) == yb))

@@ -1,73 +1,27 @@
 """Argument checking shared by `fastcnn.functional` and `fastcnn.reference`.
 
 Everything a caller can get wrong is caught here, once, with a message that names what was
-expected and what came. The geometry helpers turn PyTorch-style hyper-parameters (an int or a
+expected and what came. Single arguments (an int, a pair, a flag, a shape) are checked by the
+rules in `fastcnn._validate`; this module adds the array conversions and the geometry. The
+geometry helpers turn PyTorch-style hyper-parameters (an int or a
 pair; for convolution also ``'valid'`` / ``'same'``) into explicit per-side paddings and output
 sizes, so the kernels and the NumPy reference never see anything but plain integers.
 """
 from __future__ import annotations
 
 import math
-import operator
 from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import integer, real
+from ._validate import array_shape, flag, integer, pair, real, shape
 
-__all__ = ["ConvGeometry", "PoolGeometry", "conv_geometry", "pool_geometry", "float_arrays",
-           "shape4", "check_shape"]
-
-
-def _int(fname: str, name: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fname}: {name} must be an int, got bool {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{fname}: {name} must be an int or a pair of ints, "
-                        f"got {type(value).__name__} {value!r}") from None
+__all__ = ["ConvGeometry", "PoolGeometry", "conv_geometry", "pool_geometry", "float_arrays"]
 
 
-def flag(fname: str, name: str, value) -> bool:
-    """A bool hyper-parameter (numpy bools too); anything else is a TypeError."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fname}: {name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def _pair(fname: str, name: str, value, minimum: int) -> tuple[int, int]:
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{fname}: {name} must be an int or a pair of ints, "
-                             f"got a sequence of length {len(value)}: {value!r}")
-        pair = (_int(fname, name, value[0]), _int(fname, name, value[1]))
-    else:
-        v = _int(fname, name, value)
-        pair = (v, v)
-    if min(pair) < minimum:
-        raise ValueError(f"{fname}: {name} must be >= {minimum}, got {value!r}")
-    return pair
-
-
-def shape4(fname: str, name: str, value) -> tuple[int, int, int, int]:
-    """Check an explicit (N, C, H, W) shape argument."""
-    if not isinstance(value, (tuple, list)) or len(value) != 4:
-        raise ValueError(f"{fname}: {name} must be a 4-tuple (N, C, H, W), got {value!r}")
-    shape = tuple(_int(fname, name, v) for v in value)
-    if min(shape) < 0:
-        raise ValueError(f"{fname}: {name} must not have negative sizes, got {value!r}")
-    return shape
-
-
-def check_shape(fname: str, name: str, array: np.ndarray, expected: tuple) -> None:
-    if array.shape != tuple(expected):
-        raise ValueError(f"{fname}: {name} must have shape {tuple(expected)}, got {array.shape}")
-
-
-def _check_ndim(fname: str, name: str, shape: tuple, ndim: int, axes: str) -> None:
-    if len(shape) != ndim:
-        raise ValueError(f"{fname} expects {ndim}-D {name} {axes}, got shape {tuple(shape)}")
+def _check_ndim(fname: str, name: str, dims: tuple, ndim: int, axes: str) -> None:
+    if len(dims) != ndim:
+        raise ValueError(f"{fname} expects {ndim}-D {name} {axes}, got shape {tuple(dims)}")
 
 
 # The kernels index with 64-bit integers, and their buffers (a zero-padded copy of the input)
@@ -178,14 +132,12 @@ def conv_padding(fname: str, padding):
             raise ValueError(f"{fname}: padding must be an int, a pair, 'valid' or 'same', "
                              f"got {padding!r}")
         return padding
-    return _pair(fname, "padding", padding, 0)
+    return pair(fname, "padding", padding, 0)
 
 
 def conv_groups(fname: str, groups, in_channels: int, out_channels: int) -> int:
     """A convolution's groups: an int >= 1 dividing both channel counts."""
-    groups = _int(fname, "groups", groups)
-    if groups < 1:
-        raise ValueError(f"{fname}: groups must be >= 1, got {groups}")
+    groups = integer(fname, "groups", groups, 1)
     if in_channels % groups or out_channels % groups:
         raise ValueError(f"{fname}: in_channels ({in_channels}) and out_channels "
                          f"({out_channels}) must both be divisible by groups ({groups})")
@@ -199,8 +151,8 @@ def conv_geometry(fname: str, x_shape: tuple, weight_shape: tuple, stride, paddi
     _check_ndim(fname, "weight", weight_shape, 4, "(K, C/groups, R, S)")
     N, C, H, W = x_shape
     K, Cg, R, S = weight_shape
-    sh, sw = _pair(fname, "stride", stride, 1)
-    dh, dw = _pair(fname, "dilation", dilation, 1)
+    sh, sw = pair(fname, "stride", stride, 1)
+    dh, dw = pair(fname, "dilation", dilation, 1)
     groups = conv_groups(fname, groups, C, K)
     padding = conv_padding(fname, padding)
     if Cg != C // groups:
@@ -281,10 +233,10 @@ def _empty_window(size, k, stride, pad, dilation, out):
 def pool_window(fname: str, kernel_size, stride, padding, dilation) -> tuple:
     """A pooling window's (kernel, stride, padding, dilation), each a pair: stride defaults to
     the kernel size, and padding may be at most half of it."""
-    kernel = _pair(fname, "kernel_size", kernel_size, 1)
-    stride = kernel if stride is None else _pair(fname, "stride", stride, 1)
-    padding = _pair(fname, "padding", padding, 0)
-    dilation = _pair(fname, "dilation", dilation, 1)
+    kernel = pair(fname, "kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else pair(fname, "stride", stride, 1)
+    padding = pair(fname, "padding", padding, 0)
+    dilation = pair(fname, "dilation", dilation, 1)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{fname}: padding must be at most half the kernel size "
                          f"{kernel}, got padding {padding}")
@@ -333,25 +285,25 @@ def conv_backward_args(fname, grad_y, x, weight, stride, padding, dilation, grou
     """Checked (grad_y, x, weight, geometry) for conv2d_backward."""
     grad_y, x, weight = float_arrays(fname, grad_y=grad_y, input=x, weight=weight)
     g = conv_geometry(fname, x.shape, weight.shape, stride, padding, dilation, groups)
-    check_shape(fname, "grad_y", grad_y, g.out_shape)
+    array_shape(fname, "grad_y", grad_y, g.out_shape)
     return grad_y, x, weight, g
 
 
 def conv_data_args(fname, grad_y, weight, input_shape, stride, padding, dilation, groups):
     """Checked (grad_y, weight, geometry) for the gradient of conv2d with respect to its input."""
     grad_y, weight = float_arrays(fname, grad_y=grad_y, weight=weight)
-    input_shape = shape4(fname, "input_shape", input_shape)
+    input_shape = shape(fname, "input_shape", input_shape)
     g = conv_geometry(fname, input_shape, weight.shape, stride, padding, dilation, groups)
-    check_shape(fname, "grad_y", grad_y, g.out_shape)
+    array_shape(fname, "grad_y", grad_y, g.out_shape)
     return grad_y, weight, g
 
 
 def conv_weight_args(fname, grad_y, x, weight_shape, stride, padding, dilation, groups):
     """Checked (grad_y, x, geometry) for the gradient of conv2d with respect to its weight."""
     grad_y, x = float_arrays(fname, grad_y=grad_y, input=x)
-    weight_shape = shape4(fname, "weight_shape", weight_shape)
+    weight_shape = shape(fname, "weight_shape", weight_shape)
     g = conv_geometry(fname, x.shape, weight_shape, stride, padding, dilation, groups)
-    check_shape(fname, "grad_y", grad_y, g.out_shape)
+    array_shape(fname, "grad_y", grad_y, g.out_shape)
     return grad_y, x, g
 
 
@@ -367,9 +319,9 @@ def pool_backward_args(fname, grad_y, input_shape, kernel_size, stride, padding,
                        ceil_mode):
     """Checked (grad_y, geometry) for the pooling gradients."""
     (grad_y,) = float_arrays(fname, grad_y=grad_y)
-    input_shape = shape4(fname, "input_shape", input_shape)
+    input_shape = shape(fname, "input_shape", input_shape)
     g = pool_geometry(fname, input_shape, kernel_size, stride, padding, dilation, ceil_mode)
-    check_shape(fname, "grad_y", grad_y, g.out_shape)
+    array_shape(fname, "grad_y", grad_y, g.out_shape)
     return grad_y, g
 
 
@@ -380,7 +332,7 @@ def pool_indices(fname, indices, g: PoolGeometry, check_range: bool = True) -> n
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{fname}: indices must be an integer array, got dtype {indices.dtype}")
-    check_shape(fname, "indices", indices, g.out_shape)
+    array_shape(fname, "indices", indices, g.out_shape)
     indices = _kernel_array(indices, np.int64)
     if check_range and indices.size and (indices.min() < 0 or indices.max() >= g.H * g.W):
         raise indices_range_error(fname, indices, g)
@@ -405,7 +357,7 @@ def unary_backward_args(fname, grad_y, saved, saved_name="y"):
     """Checked (grad_y, saved) for an element-wise backward: saved is what its forward was
     given or returned, and grad_y must have its shape (a broadcasting gradient is wrong)."""
     grad_y, saved = float_arrays(fname, grad_y=grad_y, **{saved_name: saved})
-    check_shape(fname, "grad_y", grad_y, saved.shape)
+    array_shape(fname, "grad_y", grad_y, saved.shape)
     return grad_y, saved
 
 
@@ -435,7 +387,7 @@ def linear_backward_args(fname, grad_y, x, weight):
     """Checked (grad_y, x, weight) for linear's backward; grad_y has linear's output shape."""
     grad_y, x, weight = float_arrays(fname, grad_y=grad_y, input=x, weight=weight)
     x, weight, _ = linear_args(fname, x, weight, None)
-    check_shape(fname, "grad_y", grad_y, x.shape[:-1] + (weight.shape[0],))
+    array_shape(fname, "grad_y", grad_y, x.shape[:-1] + (weight.shape[0],))
     return grad_y, x, weight
 
 
@@ -494,7 +446,7 @@ def batch_norm_backward_args(fname, grad_y, x, mean, inv_std, weight, training):
     if x.ndim < 2:
         raise ValueError(f"{fname} expects input (N, C, *) with at least 2 dimensions, got "
                          f"shape {x.shape}")
-    check_shape(fname, "grad_y", grad_y, x.shape)
+    array_shape(fname, "grad_y", grad_y, x.shape)
     _channel_arrays(fname, x.shape[1], mean=mean, inv_std=inv_std, weight=weight)
     return grad_y, x, mean, inv_std, weight, training
 

@@ -7,6 +7,7 @@ import platform
 
 import numpy as np
 
+from ._validate import integer
 from ._version import __version__
 
 
@@ -59,12 +60,9 @@ def set_num_threads(n: int) -> None:
     "forkserver" are unaffected.
     """
     global _num_threads
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__} {n!r}")
-    if not 1 <= n <= MAX_THREADS:
-        raise ValueError(f"set_num_threads: n must be between 1 and {MAX_THREADS}, got {n}")
+    n = integer("set_num_threads", "n", n, 1, MAX_THREADS)
     if not _forked:
-        _num_threads = int(n)
+        _num_threads = n
 
 
 def get_num_threads() -> int:
@@ -109,13 +107,7 @@ def set_memory_cache_limit(nbytes: int) -> None:
     inference loop reuses the same buffers every step instead of page-faulting new ones in.
     Lowering the limit frees what is over it at once.
     """
-    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)):
-        raise TypeError(f"set_memory_cache_limit: nbytes must be an int, got "
-                        f"{type(nbytes).__name__} {nbytes!r}")
-    if not 0 <= nbytes < 2 ** 63:
-        raise ValueError(f"set_memory_cache_limit: nbytes must be between 0 and 2**63 - 1, "
-                         f"got {nbytes}")
-    _runtime.set_cache_limit(int(nbytes))
+    _runtime.set_cache_limit(integer("set_memory_cache_limit", "nbytes", nbytes, 0, 2**63 - 1))
 
 
 def build_info() -> dict:

@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from ._validate import integer, option, real
+
 __all__ = ["main"]
 
 DEFAULTS = {"epochs": 20, "batch_size": 32, "lr": 3e-3, "optimizer": "adam", "seed": 0}
@@ -193,24 +195,9 @@ def cmd_bench(args, rest) -> int:
     return bench.main(rest)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+_positive_int = option(int, integer, "a positive integer", minimum=1)
+_positive_float = option(float, real, "a positive number", low=0.0, high=math.inf,
+                         low_open=True, high_open=True)
 
 
 def _parser():

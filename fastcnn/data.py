@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import operator
 import os
 import pickle
 import zlib
@@ -25,56 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from fastcnn._args import float_arrays
+from fastcnn._validate import choice, flag, float_dtype, generator, integer, real
 
 __all__ = ["batches", "DataLoader", "load_digits", "read_idx", "load_mnist", "load_cifar10",
            "channel_stats", "normalize", "random_crop", "random_flip"]
 
 
 # ---------------------------------------------------------------------------- argument checks
-
-def _int(fname: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fname}: {name} must be an int, got bool {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{fname}: {name} must be an int, "
-                        f"got {type(value).__name__} {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{fname}: {name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _bool(fname: str, name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fname}: {name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def _rng(fname: str, rng) -> np.random.Generator:
-    """None -> fresh entropy, int -> seeded generator, Generator -> itself."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None:
-        return np.random.default_rng()
-    if isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"{fname}: rng must be None, an int seed or a numpy.random.Generator, "
-                    f"got {type(rng).__name__}")
-
-
-def _split(fname: str, split, allowed: tuple) -> str:
-    if split not in allowed:
-        raise ValueError(f"{fname}: split must be one of {allowed}, got {split!r}")
-    return split
-
-
-def _float_dtype(fname: str, dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"{fname}: dtype must be float32 or float64, got {dtype}")
-    return dtype
-
 
 def _images(fname: str, x) -> np.ndarray:
     x = np.asarray(x)
@@ -140,10 +96,10 @@ def batches(x, y=None, batch_size=32, shuffle=False, rng=None, drop_last=False):
         [(2, 2), (2, 2)]
     """
     x, y = _arrays("batches", x, y)
-    batch_size = _int("batches", "batch_size", batch_size, 1)
-    shuffle = _bool("batches", "shuffle", shuffle)
-    drop_last = _bool("batches", "drop_last", drop_last)
-    rng = _rng("batches", rng)
+    batch_size = integer("batches", "batch_size", batch_size, 1)
+    shuffle = flag("batches", "shuffle", shuffle)
+    drop_last = flag("batches", "drop_last", drop_last)
+    rng = generator("batches", rng)
     order = rng.permutation(len(x)) if shuffle else None
     return _iterate(x, y, batch_size, order, drop_last)
 
@@ -167,10 +123,10 @@ class DataLoader:
 
     def __init__(self, x, y=None, batch_size=32, shuffle=False, rng=None, drop_last=False):
         self.x, self.y = _arrays("DataLoader", x, y)
-        self.batch_size = _int("DataLoader", "batch_size", batch_size, 1)
-        self.shuffle = _bool("DataLoader", "shuffle", shuffle)
-        self.drop_last = _bool("DataLoader", "drop_last", drop_last)
-        self.rng = _rng("DataLoader", rng)
+        self.batch_size = integer("DataLoader", "batch_size", batch_size, 1)
+        self.shuffle = flag("DataLoader", "shuffle", shuffle)
+        self.drop_last = flag("DataLoader", "drop_last", drop_last)
+        self.rng = generator("DataLoader", rng)
 
     def __len__(self) -> int:
         n = len(self.x)
@@ -212,8 +168,8 @@ def load_digits(split="train", dtype=np.float32):
         >>> x.shape, x.dtype, y.shape, y.dtype
         ((360, 1, 8, 8), dtype('float32'), (360,), dtype('int64'))
     """
-    split = _split("load_digits", split, ("train", "test", "all"))
-    dtype = _float_dtype("load_digits", dtype)
+    split = choice("load_digits", "split", split, ("train", "test", "all"))
+    dtype = float_dtype("load_digits", "dtype", dtype)
     with np.load(_DIGITS, allow_pickle=False) as f:
         images, labels, is_test = f["images"], f["labels"], f["is_test"]
     keep = {"train": ~is_test, "test": is_test, "all": np.ones_like(is_test)}[split]
@@ -334,8 +290,8 @@ def load_mnist(directory, split="train", dtype=np.float32):
         >>> x.shape, y.shape  # doctest: +SKIP
         ((10000, 1, 28, 28), (10000,))
     """
-    split = _split("load_mnist", split, ("train", "test"))
-    dtype = _float_dtype("load_mnist", dtype)
+    split = choice("load_mnist", "split", split, ("train", "test"))
+    dtype = float_dtype("load_mnist", "dtype", dtype)
     directory = Path(os.fspath(directory)).expanduser()
     image_stem, label_stem = _MNIST_STEMS[split]
     image_path = _find_file("load_mnist", directory, _mnist_names(image_stem))
@@ -467,8 +423,8 @@ def load_cifar10(directory, split="train", dtype=np.float32):
         >>> x.shape, y.shape  # doctest: +SKIP
         ((10000, 3, 32, 32), (10000,))
     """
-    split = _split("load_cifar10", split, ("train", "test"))
-    dtype = _float_dtype("load_cifar10", dtype)
+    split = choice("load_cifar10", "split", split, ("train", "test"))
+    dtype = float_dtype("load_cifar10", "dtype", dtype)
     directory = Path(os.fspath(directory)).expanduser()
     if (directory / "cifar-10-batches-py").is_dir():
         directory = directory / "cifar-10-batches-py"
@@ -566,8 +522,8 @@ def random_crop(x, padding, rng=None):
         (8, 3, 32, 32)
     """
     x = _images("random_crop", x)
-    padding = _int("random_crop", "padding", padding, 0)
-    rng = _rng("random_crop", rng)
+    padding = integer("random_crop", "padding", padding, 0)
+    rng = generator("random_crop", rng)
     N, C, H, W = x.shape
     p = padding
     padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
@@ -596,11 +552,8 @@ def random_flip(x, rng=None, p=0.5):
         array([[[[3., 2., 1., 0.]]]])
     """
     x = _images("random_flip", x)
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
-        raise TypeError(f"random_flip: p must be a number in [0, 1], got {type(p).__name__} {p!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"random_flip: p must be in [0, 1], got {p}")
-    rng = _rng("random_flip", rng)
+    p = real("random_flip", "p", p, 0, 1)
+    rng = generator("random_flip", rng)
     flip = rng.random(len(x)) < p
     out = x.copy()
     out[flip] = x[flip, ..., ::-1]

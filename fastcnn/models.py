@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import nn
+from ._validate import generator, integer, pair
 
 __all__ = ["default_cnn"]
 
@@ -28,10 +29,11 @@ def default_cnn(in_channels: int = 1, num_classes: int = 10, image_size=(8, 8), 
         >>> model(np.zeros((2, 1, 8, 8), np.float32)).shape
         (2, 10)
     """
-    h, w = (image_size, image_size) if np.isscalar(image_size) else image_size
-    if h % 4 or w % 4 or h < 4 or w < 4:
+    h, w = pair("default_cnn", "image_size", image_size, 4)
+    if h % 4 or w % 4:
         raise ValueError(f"default_cnn: image_size must be divisible by 4, got {(h, w)}")
-    rng = np.random.default_rng(rng)
+    width = integer("default_cnn", "width", width, 1)
+    rng = generator("default_cnn", rng)
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 3, padding=1, rng=rng),
         nn.ReLU(),

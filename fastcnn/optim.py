@@ -27,10 +27,9 @@ import math
 
 import numpy as np
 
-from . import _args
 from ._config import reuses_memory
 from ._signals import held
-from ._validate import integer, real
+from ._validate import flag, integer, real
 from .nn import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "StepLR", "CosineAnnealingLR"]
@@ -159,14 +158,15 @@ class Optimizer:
         params = self._params()
         state = {}
         for key, saved in state_dict["state"].items():
-            i = int(key)
+            # a JSON round trip makes the keys strings: those are parsed, others checked
+            i = integer(name, "a state key", int(key) if isinstance(key, str) else key)
             if not 0 <= i < len(params):
                 raise ValueError(f"{name}: state for parameter {i}, but there are only "
                                  f"{len(params)}")
             p, entry = params[i], {}
             for k, v in saved.items():
                 if k == "step":
-                    entry[k] = int(v)
+                    entry[k] = integer(name, f"state[{i}]['step']", v, 0)
                 elif k in self._state_arrays:
                     v = np.asarray(v)
                     if v.shape != p.shape:
@@ -220,7 +220,7 @@ class SGD(Optimizer):
         group["momentum"] = real("SGD", "momentum", group["momentum"], 0.0, 1.0, high_open=True)
         group["dampening"] = real("SGD", "dampening", group["dampening"], 0.0, 1.0)
         group["weight_decay"] = real("SGD", "weight_decay", group["weight_decay"], low=0.0)
-        group["nesterov"] = _args.flag("SGD", "nesterov", group["nesterov"])
+        group["nesterov"] = flag("SGD", "nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] == 0 or group["dampening"] != 0):
             raise ValueError(f"SGD: nesterov needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from ._signals import held
+from ._validate import generator, integer
 from .data import DataLoader
 from .nn import CrossEntropyLoss
 
@@ -93,9 +94,8 @@ class EarlyStopping(Callback):
     """
 
     def __init__(self, monitor="val_loss", patience=3, min_delta=0.0, restore_best=True):
-        if patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}")
-        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.monitor, self.min_delta = monitor, min_delta
+        self.patience = integer("EarlyStopping", "patience", patience, 0)
         self.restore_best = restore_best
         self.mode = _mode(monitor)
 
@@ -210,12 +210,11 @@ def fit(model, x, y, *, optimizer, loss_fn=None, epochs=10, batch_size=32, rng=N
         1
     """
     loss_fn = CrossEntropyLoss() if loss_fn is None else loss_fn
-    epochs = int(epochs)
-    if epochs < 0:
-        raise ValueError(f"fit: epochs must be >= 0, got {epochs}")
+    epochs = integer("fit", "epochs", epochs, 0)
+    batch_size = integer("fit", "batch_size", batch_size, 1)
     x = np.asarray(x)
     y = np.asarray(y)
-    rng = np.random.default_rng(rng)
+    rng = generator("fit", rng)
     loader = DataLoader(x, y, batch_size=batch_size, shuffle=True, rng=rng)
     steps = math.ceil(len(x) / batch_size)
     progress = _Progress(epochs, steps, stream or sys.stderr, verbose)
@@ -280,6 +279,7 @@ def evaluate(model, x, y, loss_fn=None, batch_size=256) -> dict:
         {"loss": float, "accuracy": float}
     """
     loss_fn = CrossEntropyLoss() if loss_fn is None else loss_fn
+    batch_size = integer("evaluate", "batch_size", batch_size, 1)
     y = np.asarray(y)
     if len(x) != len(y):
         raise ValueError(f"evaluate: x and y must have the same length, got {len(x)} and {len(y)}")
@@ -291,6 +291,7 @@ def evaluate(model, x, y, loss_fn=None, batch_size=256) -> dict:
 
 def predict(model, x, batch_size=256) -> np.ndarray:
     """Class probabilities (softmax of the model's scores), shape (N, classes)."""
+    batch_size = integer("predict", "batch_size", batch_size, 1)
     logits = _logits(model, x, batch_size).astype(np.float64)
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)

@@ -99,7 +99,7 @@ def test_batches_rejects_length_mismatch_at_call_time():
 
 
 def test_batches_rejects_legacy_random_state():
-    with pytest.raises(TypeError, match="rng must be None, an int seed or a numpy.random.Gen"):
+    with pytest.raises(TypeError, match="batches: rng must be a numpy.random.Generator, an int seed or None"):
         data.batches(np.zeros(4), shuffle=True, rng=np.random.RandomState(0))
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import _args
 from . import init
-from .._validate import integer
+from .._validate import flag, generator, integer, pair
 from .backend import ops
 from .module import Module
 from .parameter import Parameter, allocate
@@ -54,13 +54,13 @@ class Conv2d(Module):
         name = "Conv2d"
         self.in_channels = integer(name, "in_channels", in_channels, 1)
         self.out_channels = integer(name, "out_channels", out_channels, 1)
-        self.kernel_size = _args._pair(name, "kernel_size", kernel_size, 1)
-        self.stride = _args._pair(name, "stride", stride, 1)
+        self.kernel_size = pair(name, "kernel_size", kernel_size, 1)
+        self.stride = pair(name, "stride", stride, 1)
         self.padding = _args.conv_padding(name, padding)
-        self.dilation = _args._pair(name, "dilation", dilation, 1)
+        self.dilation = pair(name, "dilation", dilation, 1)
         self.groups = _args.conv_groups(name, groups, self.in_channels, self.out_channels)
-        has_bias = _args.flag(name, "bias", bias)
-        rng = init.as_generator(rng)
+        has_bias = flag(name, "bias", bias)
+        rng = generator(name, rng)
         R, S = self.kernel_size
         fan_in = self.in_channels // self.groups * R * S
         self.weight = Parameter(allocate((self.out_channels, self.in_channels // self.groups,

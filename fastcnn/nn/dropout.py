@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import init
-from .._validate import real
+from .._validate import generator, real
 from .module import Module
 from .registry import register
 
@@ -36,7 +35,7 @@ class Dropout(Module):
     def __init__(self, p=0.5, rng=None):
         super().__init__()
         self.p = real("Dropout", "p", p, low=0.0, high=1.0, high_open=True)
-        self.rng = init.as_generator(rng)
+        self.rng = generator("Dropout", rng)
 
     def forward(self, x):
         x = self._input(x)

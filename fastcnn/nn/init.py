@@ -14,11 +14,10 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from .._validate import choice, real
+from .._validate import choice, generator, real
 from .parameter import Parameter
 
 __all__ = ["as_generator", "calculate_gain", "kaiming_uniform_", "kaiming_normal_",
@@ -27,13 +26,13 @@ __all__ = ["as_generator", "calculate_gain", "kaiming_uniform_", "kaiming_normal
 
 
 def as_generator(rng) -> np.random.Generator:
-    """A Generator from a Generator (returned as is), an int seed, or None (fresh entropy)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy.random.Generator, an int seed or None, "
-                    f"got {type(rng).__name__} {rng!r}")
+    """A Generator from a Generator (returned as is), an int seed, or None (fresh entropy);
+    anything else is a TypeError.
+
+    A public alias of the rule every ``rng=`` argument in fastcnn follows (it lives in
+    `fastcnn._validate.generator`), kept for code written against it.
+    """
+    return generator("as_generator", rng)
 
 
 def _target(fname: str, array) -> np.ndarray:
@@ -96,7 +95,7 @@ def kaiming_uniform_(array, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng
     """
     data = _target("kaiming_uniform_", array)
     bound = math.sqrt(3.0) * _kaiming_std("kaiming_uniform_", data, a, mode, nonlinearity)
-    data[...] = as_generator(rng).uniform(-bound, bound, size=data.shape)
+    data[...] = generator("kaiming_uniform_", rng).uniform(-bound, bound, size=data.shape)
     return array
 
 
@@ -104,7 +103,7 @@ def kaiming_normal_(array, a=0.0, mode="fan_in", nonlinearity="leaky_relu", rng=
     """Fill with N(0, std^2), std = gain / sqrt(fan); arguments as `kaiming_uniform_`."""
     data = _target("kaiming_normal_", array)
     std = _kaiming_std("kaiming_normal_", data, a, mode, nonlinearity)
-    data[...] = as_generator(rng).normal(0.0, std, size=data.shape)
+    data[...] = generator("kaiming_normal_", rng).normal(0.0, std, size=data.shape)
     return array
 
 
@@ -119,7 +118,7 @@ def xavier_uniform_(array, gain=1.0, rng=None):
     """Fill with U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
     data = _target("xavier_uniform_", array)
     bound = math.sqrt(3.0) * _xavier_std("xavier_uniform_", data, gain)
-    data[...] = as_generator(rng).uniform(-bound, bound, size=data.shape)
+    data[...] = generator("xavier_uniform_", rng).uniform(-bound, bound, size=data.shape)
     return array
 
 
@@ -127,7 +126,7 @@ def xavier_normal_(array, gain=1.0, rng=None):
     """Fill with N(0, std^2), std = gain * sqrt(2 / (fan_in + fan_out))."""
     data = _target("xavier_normal_", array)
     std = _xavier_std("xavier_normal_", data, gain)
-    data[...] = as_generator(rng).normal(0.0, std, size=data.shape)
+    data[...] = generator("xavier_normal_", rng).normal(0.0, std, size=data.shape)
     return array
 
 
@@ -137,7 +136,7 @@ def uniform_(array, a=0.0, b=1.0, rng=None):
     a, b = real("uniform_", "a", a), real("uniform_", "b", b)
     if a > b:
         raise ValueError(f"uniform_: a must be <= b, got a={a}, b={b}")
-    data[...] = as_generator(rng).uniform(a, b, size=data.shape)
+    data[...] = generator("uniform_", rng).uniform(a, b, size=data.shape)
     return array
 
 
@@ -145,7 +144,7 @@ def normal_(array, mean=0.0, std=1.0, rng=None):
     """Fill with N(mean, std^2)."""
     data = _target("normal_", array)
     mean, std = real("normal_", "mean", mean), real("normal_", "std", std, low=0.0)
-    data[...] = as_generator(rng).normal(mean, std, size=data.shape)
+    data[...] = generator("normal_", rng).normal(mean, std, size=data.shape)
     return array
 
 

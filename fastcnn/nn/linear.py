@@ -5,8 +5,7 @@ import math
 
 import numpy as np
 
-from .. import _args
-from .._validate import integer
+from .._validate import flag, generator, integer
 from . import init
 from .backend import ops
 from .module import Module
@@ -43,8 +42,8 @@ class Linear(Module):
         super().__init__()
         self.in_features = integer("Linear", "in_features", in_features, 1)
         self.out_features = integer("Linear", "out_features", out_features, 1)
-        has_bias = _args.flag("Linear", "bias", bias)
-        rng = init.as_generator(rng)
+        has_bias = flag("Linear", "bias", bias)
+        rng = generator("Linear", rng)
         self.weight = Parameter(allocate((self.out_features, self.in_features)))
         init.kaiming_uniform_(self.weight, a=math.sqrt(5), rng=rng)
         self.bias = None

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._config import reuses_memory
+from .._validate import flag, float_dtype
 from .parameter import Parameter
 
 __all__ = ["Module", "IncompatibleKeys"]
@@ -34,9 +35,6 @@ class IncompatibleKeys(NamedTuple):
     """What `Module.load_state_dict` did not match (only non-empty with strict=False)."""
     missing_keys: list
     unexpected_keys: list
-
-
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class Module:
@@ -177,8 +175,9 @@ class Module:
 
     def train(self, mode: bool = True):
         """Set training mode (batch statistics, dropout) here and in every sub-module."""
+        mode = flag(f"{type(self).__name__}.train", "mode", mode)
         for m in self.modules():
-            m.training = bool(mode)
+            m.training = mode
         return self
 
     def eval(self):
@@ -195,9 +194,7 @@ class Module:
 
         Forward caches are dropped, so call forward again before backward.
         """
-        dtype = np.dtype(dtype)
-        if dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"astype: dtype must be float32 or float64, got {dtype}")
+        dtype = float_dtype("astype", "dtype", dtype)
         for m in self.modules():
             m._dtype = dtype
             m._ctx = None

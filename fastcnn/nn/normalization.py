@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _args
-from .._validate import integer, real
+from .._validate import flag, integer, real
 from .backend import ops
 from .module import Module
 from .parameter import Parameter, allocate
@@ -49,8 +48,8 @@ class BatchNorm2d(Module):
         self.num_features = integer(name, "num_features", num_features, 1)
         self.eps = real(name, "eps", eps, low=0.0)
         self.momentum = None if momentum is None else real(name, "momentum", momentum, 0.0, 1.0)
-        self.affine = _args.flag(name, "affine", affine)
-        self.track_running_stats = _args.flag(name, "track_running_stats", track_running_stats)
+        self.affine = flag(name, "affine", affine)
+        self.track_running_stats = flag(name, "track_running_stats", track_running_stats)
         C = self.num_features
         self.weight = Parameter(allocate((C,), 1)) if self.affine else None
         self.bias = Parameter(allocate((C,), 0)) if self.affine else None

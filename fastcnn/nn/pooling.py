@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _args
+from .._validate import flag
 from .backend import ops
 from .module import Module
 from .registry import register
@@ -24,7 +25,7 @@ class _Pool2d(Module):
         name = type(self).__name__
         self.kernel_size, self.stride, self.padding, self.dilation = _args.pool_window(
             name, kernel_size, stride, padding, dilation)
-        self.ceil_mode = _args.flag(name, "ceil_mode", ceil_mode)
+        self.ceil_mode = flag(name, "ceil_mode", ceil_mode)
 
     def _input4(self, x) -> np.ndarray:
         x = self._input(x)
@@ -122,7 +123,7 @@ class AvgPool2d(_Pool2d):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True):
         super().__init__(kernel_size, stride, padding, 1, ceil_mode)
-        self.count_include_pad = _args.flag("AvgPool2d", "count_include_pad",
+        self.count_include_pad = flag("AvgPool2d", "count_include_pad",
                                             count_include_pad)
 
     def _hyper(self) -> dict:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validate import shape
 from .container import Sequential
 from .module import Module
 
@@ -93,7 +94,7 @@ def summary(model: Module, input_shape, print: bool = True) -> ModelSummary:
         >>> s.total_params, s.total_flops
         (330, 3168)
     """
-    input_shape = tuple(int(n) for n in input_shape)
+    input_shape = shape("summary", "input_shape", input_shape, ndim=None)
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     result = ModelSummary(input_shape)

@@ -1,4 +1,6 @@
-"""Thread count and build facts, shared by every kernel call."""
+"""Runtime settings and facts: the kernels' thread count, NumPy's BLAS threads, the memory
+cache, the build. With `fastcnn.functional` the only module that loads the compiled kernels
+(and `_blas`): functional calls them, this module configures them."""
 from __future__ import annotations
 
 import functools
@@ -6,6 +8,8 @@ import os
 import platform
 
 import numpy as np
+
+from . import _blas
 
 from ._validate import integer
 from ._version import __version__
@@ -129,3 +133,16 @@ def build_info() -> dict:
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
+
+
+def numpy_blas_threads(n: int | None = None) -> int | None:
+    """Set NumPy's OpenBLAS thread count when n is given; return it (None where NumPy's BLAS
+    is not OpenBLAS). For measuring NumPy on the same threads as fastcnn."""
+    if n is not None:
+        n = integer("numpy_blas_threads", "n", n, 1, MAX_THREADS)
+    return _blas.threads(n)
+
+
+def numpy_blas_kernels() -> str | None:
+    """The CPU kernels NumPy's OpenBLAS chose at run time ('Haswell': AVX2), None if unknown."""
+    return _blas.kernels()

@@ -315,13 +315,13 @@ def avg_pool2d_backward(grad_y, input_shape, kernel_size, stride=None, padding=0
 def relu(x):
     """x where x > 0 (and NaN), else +0."""
     x = _args.unary_args("relu", x)
-    return np.where(x <= 0, 0, x).astype(x.dtype)
+    return np.where(x <= 0, 0, x)
 
 
 def relu_backward(grad_y, y):
     """grad_y where relu's output y is not <= 0, else 0."""
     grad_y, y = _args.unary_backward_args("relu_backward", grad_y, y)
-    return np.where(y <= 0, 0, grad_y).astype(y.dtype)
+    return np.where(y <= 0, 0, grad_y)
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -388,7 +388,7 @@ def softmax_backward(grad_y, y, dim):
 def linear(x, weight, bias=None):
     """x @ weight.T + bias over the last axis: x (*, in) -> (*, out)."""
     x, weight, bias = _args.linear_args("linear", x, weight, bias)
-    y = np.einsum("...i,oi->...o", x, weight)
+    y = x @ weight.T
     return y if bias is None else y + bias
 
 
@@ -396,10 +396,9 @@ def linear_backward(grad_y, x, weight, *, input_grad=True):
     """(grad_x, grad_weight, grad_bias) of linear; grad_x None when input_grad is False."""
     grad_y, x, weight = _args.linear_backward_args("linear_backward", grad_y, x, weight)
     input_grad = flag("linear_backward", "input_grad", input_grad)
-    grad_w = np.einsum("no,ni->oi", grad_y.reshape(-1, weight.shape[0]),
-                       x.reshape(-1, weight.shape[1]))
-    grad_b = grad_y.reshape(-1, weight.shape[0]).sum(axis=0)
-    return (np.einsum("...o,oi->...i", grad_y, weight) if input_grad else None), grad_w, grad_b
+    rows = grad_y.reshape(-1, weight.shape[0])
+    grad_w = rows.T @ x.reshape(-1, weight.shape[1])
+    return (grad_y @ weight if input_grad else None), grad_w, rows.sum(axis=0)
 
 
 # ----------------------------------------------------------------------- batch normalisation

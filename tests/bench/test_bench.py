@@ -1,8 +1,11 @@
-"""The benchmark runner behind `fastcnn bench`: a consistent case table, the split conv
-gradients it times, and the command line (JSON keys, bad options). Figures are not checked:
-benchmarks are not tests."""
+"""The benchmark runner behind `fastcnn bench`: a consistent case table, the engines' calls,
+the command line (JSON keys, bad options), and what importing and plotting leave alone.
+Figures are not checked: benchmarks are not tests."""
 import io
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +13,8 @@ import pytest
 import fastcnn
 import fastcnn.functional as F
 from fastcnn import _args, _blas, bench
+from fastcnn.bench import runner
+from fastcnn.bench.cli import Progress
 
 CASES = {case.name: case for case in bench.CASES}
 
@@ -64,18 +69,23 @@ def test_quick_divides_only_the_batch_by_eight():
 
 @pytest.mark.parametrize("name", ["conv.stem-7x7s2", "conv.depthwise-3x3", "conv.cifar-c1"])
 @pytest.mark.parametrize("engine", ["fastcnn", "reference"])
-def test_split_conv_gradients_equal_conv2d_backward(name, engine):
+def test_engine_conv_gradient_calls_equal_conv2d_backward(name, engine):
     s = CASES[f"{name}.forward"].spec
     s = bench.Conv(1, s.C, 12, 12, s.K, s.R, s.S, s.stride, s.padding, s.groups)
     d = bench.make_inputs(bench.Case("x", "forward", s))
-    grad_y = np.random.default_rng(1).standard_normal((1, s.K, s.P, s.Q), dtype=np.float32)
-    args = (grad_y, d["x"], d["weight"], s.stride, s.padding)
-    want_x, want_w, _ = F.conv2d_backward(*args, 1, s.groups)
-    split = {"fastcnn": (bench._fastcnn_conv_backward_data, bench._fastcnn_conv_backward_weight),
-             "reference": (bench._reference_conv_backward_data,
-                           bench._reference_conv_backward_weight)}[engine]
-    np.testing.assert_allclose(split[0](*args, s.groups), want_x, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(split[1](*args, s.groups), want_w, rtol=1e-4, atol=1e-4)
+    want_x, want_w, _ = F.conv2d_backward(d["grad_y"], d["x"], d["weight"], s.stride,
+                                          s.padding, 1, s.groups)
+    calls = {op: bench.ENGINES[engine].prepare(bench.Case("x", op, s), d)
+             for op in ("backward_data", "backward_weight")}
+    np.testing.assert_allclose(calls["backward_data"](), want_x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(calls["backward_weight"](), want_w, rtol=1e-4, atol=1e-4)
+
+
+def test_fastcnn_and_reference_engines_run_the_same_network():
+    case = bench.Case("x", "inference", bench.Net("LeNet-5", 4, (1, 28, 28), bench.LENET5))
+    d = bench.make_inputs(case)
+    fast, ref = (bench.ENGINES[name].prepare(case, d)() for name in ("fastcnn", "reference"))
+    np.testing.assert_allclose(fast, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_reference_training_step_lowers_the_loss():
@@ -142,7 +152,7 @@ def test_list_prints_every_case(capsys):
 
 def test_progress_writes_one_line_per_step_when_not_a_terminal():
     stream = io.StringIO()
-    progress = bench._Progress(2, stream)
+    progress = Progress(2, stream)
     progress.show(1, "conv.vgg-3x3.forward")
     progress.close()
     assert stream.getvalue().startswith("[") and "1/2" in stream.getvalue()
@@ -177,7 +187,7 @@ def test_pool_case_counts_the_bytes_it_must_move(tmp_path, capsys):
 
 def test_scaling_times_one_thread_and_n_in_the_same_turns(tmp_path, capsys, monkeypatch):
     # every call of the four sets its own thread counts, so that they can take turns
-    seen, measure = {}, bench.measure
+    seen, measure = {}, runner.measure
 
     def recording_measure(calls, settings):
         for name, fn in calls.items():
@@ -185,7 +195,7 @@ def test_scaling_times_one_thread_and_n_in_the_same_turns(tmp_path, capsys, monk
             seen[name] = (fastcnn.get_num_threads(), _blas.threads())
         return measure(calls, settings)
 
-    monkeypatch.setattr(bench, "measure", recording_measure)
+    monkeypatch.setattr(runner, "measure", recording_measure)
     path = tmp_path / "scaling.json"
     threads_before, blas_before = fastcnn.get_num_threads(), _blas.threads()
     assert bench.main(["--scaling", "--quick", "--threads", "2", "--filter",
@@ -211,3 +221,26 @@ def test_scaling_times_one_thread_and_n_in_the_same_turns(tmp_path, capsys, monk
 def test_scaling_run_needs_two_threads():
     with pytest.raises(ValueError, match="threads must be at least 2, got 1"):
         bench.run([CASES["conv.lenet5-c1.forward"]], 1, quick=True, scaling=True)
+
+
+def _run_python(code: str, **env) -> str:
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, env={**os.environ, **env})
+    return result.stdout.strip()
+
+
+def test_importing_bench_does_not_import_the_fastcnn_command():
+    code = "import sys, fastcnn.bench; print('fastcnn.cli' in sys.modules)"
+    assert _run_python(code) == "False"
+
+
+def test_plot_leaves_the_matplotlib_backend_alone(tmp_path):
+    pytest.importorskip("matplotlib")
+    report = {"machine": {"fastcnn": "0", "cpu_model": "cpu", "threads": 1},
+              "cases": [{"name": "conv.a.forward", "speedup_vs_reference": 3.0,
+                         "speedup_vs_torch": 0.5}]}
+    code = (f"import sys, matplotlib; from fastcnn import bench; "
+            f"bench.plot({report!r}, {str(tmp_path / 'chart.png')!r}); "
+            f"print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
+    assert _run_python(code, MPLBACKEND="svg") == "svg False"
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"

@@ -99,13 +99,19 @@ def _read_image(path, shape):
     """One image as float32 (C, H, W) for a model taking `shape`."""
     c, h, w = shape
     if path.lower().endswith(".npy"):
-        a = np.load(path, allow_pickle=False).astype(np.float32)
+        from ._files import check_regular
+
+        check_regular(path, ".npy image")
+        # mapped, not read: a header declaring a huge array costs nothing until the shape,
+        # checked below, says it is the model's
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
         if a.shape == (h, w) and c == 1:
             a = a[None]
     elif path.lower().endswith(".png"):
         from ._png import read_png
 
-        pixels = read_png(path).astype(np.float32) / 255
+        pixels = read_png(path, size=(h, w))
+        pixels = pixels.astype(np.float32) / np.iinfo(pixels.dtype).max
         if pixels.shape[2] in (2, 4):
             pixels = pixels[..., :-1]  # drop alpha
         if c == 1 and pixels.shape[2] == 3:
@@ -118,7 +124,9 @@ def _read_image(path, shape):
     if a.shape != (c, h, w):
         raise UserError(f"{path}: the model takes images of shape {(c, h, w)} "
                         f"(channels, height, width), got {a.shape}")
-    return a
+    if a.dtype.kind not in "biuf":
+        raise UserError(f"{path}: an image must hold numbers, got dtype {a.dtype}")
+    return np.array(a, dtype=np.float32)
 
 
 def _input_shape(path, meta) -> tuple:

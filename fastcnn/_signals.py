@@ -2,7 +2,9 @@
 
 `held` keeps signals waiting while its block runs and then delivers them as if they had
 arrived just after it: an optimizer step updates every parameter and its state, or (Ctrl-C
-before it began) none. Python runs signal handlers only in the main thread, between bytecodes,
+before it began) none. `unwinding` turns signals that would end the process on the spot
+(SIGTERM, SIGHUP) into an exception for the length of its block, so that the block's
+cleanup runs (a half-written file is removed), then delivers them as before. Python runs signal handlers only in the main thread, between bytecodes,
 so holding is needed there alone; elsewhere the block runs as is.
 """
 from __future__ import annotations
@@ -11,7 +13,7 @@ import contextlib
 import signal
 import threading
 
-__all__ = ["held"]
+__all__ = ["held", "unwinding", "Terminated"]
 
 
 @contextlib.contextmanager
@@ -40,3 +42,50 @@ def held(signals=(signal.SIGINT,)):
                 handler(signum, frame)
             elif handler == signal.SIG_DFL:
                 signal.raise_signal(signum)
+
+
+class Terminated(BaseException):
+    """A signal that ends the process arrived inside an `unwinding` block."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+_ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def unwinding(signals=_ENDING):
+    """Raise `Terminated` in the block when one of `signals` arrives, so `finally` clauses
+    run; when the block has unwound, hand the signal to the handler from before (for the
+    default handler: the process ends as it would have)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {}
+
+    def stop(signum, frame):
+        raise Terminated(signum)
+
+    for signum in signals:
+        handler = signal.getsignal(signum)
+        if handler is None or handler == signal.SIG_IGN:  # not ours to change / nothing to do
+            continue
+        before[signum] = handler
+        signal.signal(signum, stop)
+    try:
+        yield
+    except Terminated as e:
+        arrived = e.signum
+    else:
+        arrived = None
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    if arrived is not None:
+        handler = before[arrived]
+        if callable(handler):
+            handler(arrived, None)
+        else:
+            signal.raise_signal(arrived)

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -51,10 +52,23 @@ def _optimizer(name, params, lr):
     return table[name]()
 
 
+def _check_writable(path) -> None:
+    """Refuse, before hours of training, an --output that cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserError(f"--output must name a file, got the directory {path}")
+    if not os.path.isdir(folder):
+        raise UserError(f"--output {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--output {path}: the folder {folder} is not writable")
+
+
 def cmd_train(args) -> int:
     from . import evaluate, fit, optim, save
     from .models import default_cnn
 
+    if args.output:
+        _check_writable(args.output)
     x, y, x_test, y_test, name = _load_dataset(args.data)
     n, c, h, w = x.shape
     classes = int(max(y.max(), y_test.max())) + 1
@@ -77,8 +91,17 @@ def cmd_train(args) -> int:
     if args.output:
         curves = {key: [v if math.isfinite(v) else None for v in values]  # JSON has no NaN
                   for key, values in history.history.items()}
-        save(model, args.output, metadata={"input_shape": [c, h, w], "classes": classes,
-                                           "dataset": args.data, "history": curves})
+        dataset = args.data if args.data == "digits" else os.path.abspath(args.data)
+        metadata = {"input_shape": [c, h, w], "classes": classes, "dataset": dataset,
+                    "history": curves}
+        try:
+            save(model, args.output, metadata=metadata)
+        except OSError as e:  # the disk filled or went read-only while training
+            fd, rescue = tempfile.mkstemp(prefix="fastcnn-model-", suffix=".fcnn")
+            os.close(fd)
+            save(model, rescue, metadata=metadata)
+            raise UserError(f"could not write {args.output} ({e.strerror or e}); the trained "
+                            f"model is saved in {rescue} instead") from None
         print(f"saved the model to {args.output}")
     return 0
 
@@ -89,10 +112,30 @@ def cmd_evaluate(args) -> int:
     model, meta = load(args.model, with_metadata=True)
     spec = args.data or meta.get("dataset", "digits")
     _, _, x_test, y_test, name = _load_dataset(spec)
+    _check_fits(args.model, model, meta, x_test, y_test, name)
     result = evaluate(model, x_test, y_test)
     print(f"{name} test set: accuracy {result['accuracy']:.4f}, loss {result['loss']:.4f} "
           f"({len(x_test)} images)")
     return 0
+
+
+def _check_fits(path, model, meta, x, y, name) -> None:
+    """A model and a data set that do not go together say so, not as a layer's shape error."""
+    stored = tuple(meta.get("input_shape") or ())
+    try:
+        scores = model.output_shape((1, *x.shape[1:]))
+    except NotImplementedError:
+        return
+    except ValueError:
+        scores = None
+    if scores is None or (stored and stored != x.shape[1:]):
+        takes = f"images of shape {stored}" if stored else "other images"
+        raise UserError(f"{path} does not fit the {name} data set: the model takes {takes}, "
+                        f"the data set's are {x.shape[1:]}")
+    if len(y) and int(y.max()) >= scores[-1]:
+        raise UserError(f"{path} does not fit the {name} data set: the model tells "
+                        f"{scores[-1]} classes apart, the data set has labels up to "
+                        f"{int(y.max())}")
 
 
 def _read_image(path, shape):
@@ -156,6 +199,8 @@ def cmd_visualize(args) -> int:
     from . import load, predict, viz
     from .nn import Conv2d
 
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out must be a directory, got the file {args.out}")
     model, meta = load(args.model, with_metadata=True)
     image = _read_image(args.image, _input_shape(args.model, meta))
     conv = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
@@ -279,12 +324,14 @@ def main(argv=None) -> int:
         if args.command == "bench":
             return cmd_bench(args, rest)
         return args.run(args)
-    except (UserError, FormatError, FileNotFoundError, IsADirectoryError, PermissionError,
-            ValueError, TypeError) as e:
+    except (UserError, FormatError, OSError, ValueError, TypeError, OverflowError,
+            RecursionError, MemoryError) as e:
         if os.environ.get("FASTCNN_DEBUG") == "1":
             raise
         message = str(e) if not isinstance(e, OSError) or not e.filename else \
             f"{e.filename}: {e.strerror}"
+        if isinstance(e, MemoryError):
+            message = "out of memory"
         print(f"fastcnn: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,15 +15,18 @@ arrays (see `_ArrayUnpickler`), so a crafted file cannot run code.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import pickle
+import pickletools
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from fastcnn._args import float_arrays
+from fastcnn._files import check_regular, read_regular
 from fastcnn._validate import choice, flag, float_dtype, generator, integer, real
 
 __all__ = ["batches", "DataLoader", "load_digits", "read_idx", "load_mnist", "load_cifar10",
@@ -182,12 +185,12 @@ def load_digits(split="train", dtype=np.float32):
 # uint32 per dimension, then the data, big-endian, row-major.
 _IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+MAX_IDX_BYTES = 1 << 32  # the data of one IDX file read by `read_idx`, at most 4 GiB
 _CHUNK = 1 << 24
 
 
 def _read_upto(f, size: int) -> bytes:
-    """Read size bytes, or fewer at end of file, without allocating size bytes up front (a
-    corrupt header may claim terabytes)."""
+    """Read size bytes, or fewer at end of file, in chunks (never size bytes up front)."""
     chunks = []
     while size > 0:
         chunk = f.read(min(size, _CHUNK))
@@ -198,7 +201,9 @@ def _read_upto(f, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_idx(path, f) -> np.ndarray:
+def _parse_idx(path, f, present) -> np.ndarray:
+    """The array of an IDX stream f. present(header_bytes, data_bytes) raises unless the
+    file can hold that much: checked before the data is read or inflated."""
     magic = _read_upto(f, 4)
     if len(magic) < 4:
         raise ValueError(f"{path}: truncated IDX file: {len(magic)} bytes, "
@@ -214,14 +219,23 @@ def _parse_idx(path, f) -> np.ndarray:
                          f"{ndim} dimension sizes, found {len(header)}")
     shape = tuple(int.from_bytes(header[i:i + 4], "big") for i in range(0, 4 * ndim, 4))
     size = math.prod(shape) * dtype.itemsize
-    data = _read_upto(f, size + 1)
-    if len(data) < size:
-        raise ValueError(f"{path}: truncated IDX file: shape {shape} of {dtype.name} needs "
-                         f"{size} data bytes, found {len(data)}")
-    if len(data) > size:
+    if size > MAX_IDX_BYTES:
+        raise ValueError(f"{path}: IDX header declares shape {shape} of {dtype.name}, "
+                         f"{size:,} bytes: more than the {MAX_IDX_BYTES:,} read at most")
+    present(4 + 4 * ndim, size, f"shape {shape} of {dtype.name}")
+    out = np.empty(shape, dtype=dtype)
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    done = 0
+    while done < size:
+        n = f.readinto(view[done:done + _CHUNK])
+        if not n:
+            raise ValueError(f"{path}: truncated IDX file: shape {shape} of {dtype.name} "
+                             f"needs {size} data bytes, found {done}")
+        done += n
+    if f.read(1):
         raise ValueError(f"{path}: IDX file longer than its header says: shape {shape} of "
                          f"{dtype.name} is {size} data bytes, but more follow")
-    return np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
+    return out.astype(dtype.newbyteorder("="))
 
 
 def read_idx(path) -> np.ndarray:
@@ -241,14 +255,31 @@ def read_idx(path) -> np.ndarray:
         ((60000, 28, 28), dtype('uint8'))
     """
     path = Path(os.fspath(path))
+    check_regular(path, "IDX file")
     with open(path, "rb") as raw:
+        on_disk = os.fstat(raw.fileno()).st_size
         compressed = raw.read(2) == b"\x1f\x8b"
-        raw.seek(0)
         if not compressed:
-            return _parse_idx(path, raw)
+            raw.seek(0)
+
+            def present(header, size, what):
+                if header + size > on_disk:
+                    raise ValueError(f"{path}: truncated IDX file: {what} needs {size} data "
+                                     f"bytes, found {max(on_disk - header, 0)}")
+            return _parse_idx(path, raw, present)
+        # gzip's last 4 bytes: the inflated size mod 2**32, known before inflating anything
+        raw.seek(max(on_disk - 4, 0))
+        inflated = int.from_bytes(raw.read(4), "little")
+        raw.seek(0)
+
+        def present(header, size, what):
+            if (header + size) % 2**32 != inflated:
+                raise ValueError(f"{path}: corrupt or truncated gzip data: the IDX header "
+                                 f"declares {what} ({header + size} bytes in all), the gzip "
+                                 f"trailer {inflated} bytes (mod 2**32)")
         try:
             with gzip.GzipFile(fileobj=raw, mode="rb") as f:
-                return _parse_idx(path, f)
+                return _parse_idx(path, f, present)
         except (gzip.BadGzipFile, EOFError, zlib.error) as e:
             raise ValueError(f"{path}: corrupt or truncated gzip data: {e}") from None
 
@@ -365,13 +396,37 @@ class _ArrayUnpickler(pickle.Unpickler):
                 f"data and NumPy arrays") from None
 
 
+MAX_CIFAR_BYTES = 1 << 28  # one CIFAR batch file read by `load_cifar10`, at most 256 MiB
+_MEMO_OPCODES = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}
+
+
+def _check_pickle(blob: bytes, path) -> None:
+    """Walk the opcodes without running them: the unpickler grows its memo table to the
+    largest index a PUT names, so an 11-byte file naming index 2**26 would take a GiB.
+    Memo indices may not pass the number of opcodes (MEMOIZE counts them one by one)."""
+    opcodes, far = 0, None
+    try:
+        for opcode, arg, _ in pickletools.genops(blob):
+            opcodes += 1
+            if opcode.name in _MEMO_OPCODES and isinstance(arg, int) and arg > opcodes:
+                far = arg
+                break
+    except Exception as e:  # genops found a malformed stream
+        raise ValueError(f"{path}: not a readable CIFAR-10 batch: {type(e).__name__}: "
+                         f"{str(e)[:200]}") from None
+    if far is not None:
+        raise ValueError(f"{path}: not a readable CIFAR-10 batch: the pickle stores at memo "
+                         f"index {far} after {opcodes} opcodes")
+
+
 def _read_cifar_batch(path: Path):
-    with open(path, "rb") as f:
-        try:
-            batch = _ArrayUnpickler(f, encoding="bytes").load()
-        except Exception as e:  # any failure to parse means a corrupt or hostile file
-            raise ValueError(f"{path}: not a readable CIFAR-10 batch: "
-                             f"{type(e).__name__}: {e}") from None
+    blob = read_regular(path, MAX_CIFAR_BYTES, "CIFAR-10 batch")
+    _check_pickle(blob, path)
+    try:
+        batch = _ArrayUnpickler(io.BytesIO(blob), encoding="bytes").load()
+    except Exception as e:  # any failure to parse means a corrupt or hostile file
+        raise ValueError(f"{path}: not a readable CIFAR-10 batch: "
+                         f"{type(e).__name__}: {str(e)[:200]}") from None
     if not isinstance(batch, dict):
         raise ValueError(f"{path}: expected a dict with 'data' and 'labels', "
                          f"got {type(batch).__name__}")
@@ -389,12 +444,12 @@ def _read_cifar_batch(path: Path):
     if not isinstance(labels, (list, np.ndarray)) \
             or not all(isinstance(v, (int, np.integer)) for v in labels):
         raise ValueError(f"{path}: 'labels' must be a list of ints")
+    bad = next((v for v in labels if not 0 <= v <= 9), None)  # before int64 could overflow
+    if bad is not None:
+        raise ValueError(f"{path}: labels must be in 0..9, found {bad}")
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if len(labels) != len(data):
         raise ValueError(f"{path}: {len(labels)} labels for {len(data)} images")
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        bad = labels[(labels < 0) | (labels > 9)][0]
-        raise ValueError(f"{path}: labels must be in 0..9, found {bad}")
     return data, labels
 
 

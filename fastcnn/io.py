@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
-import tempfile
 
 import numpy as np
 
-__all__ = ["save", "load", "FormatError", "FORMAT_VERSION"]
+from ._files import read_regular, write_atomic
+
+__all__ = ["save", "load", "FormatError", "FORMAT_VERSION", "MAX_FILE_BYTES",
+           "MAX_ACTIVATION_ELEMENTS"]
 
 MAGIC = b"FASTCNN\x00"
 FORMAT_VERSION = 1
@@ -34,6 +37,8 @@ _DIGEST = 32
 _ALIGN = 64
 _DTYPES = {"<f4": np.float32, "<f8": np.float64, "<i8": np.int64}
 _MAX_HEADER = 64 << 20
+MAX_FILE_BYTES = 1 << 34  # a model file read by `load` holds at most 16 GiB
+MAX_ACTIVATION_ELEMENTS = 1 << 28  # values one layer may give for one image of input_shape
 
 
 class FormatError(ValueError):
@@ -96,31 +101,7 @@ def save(model, path, metadata: dict | None = None) -> None:
     body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)) + header_bytes + data
     blob = body + hashlib.sha256(body).digest()
 
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastcnn-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, lambda f: f.write(blob))
 
 
 def _parse(blob: bytes, path: str):
@@ -151,7 +132,10 @@ def _parse(blob: bytes, path: str):
 
 
 def _arrays(header: dict, data: memoryview, path: str) -> dict:
-    state = {}
+    """name -> read-only view of the data section, for each entry: names unique, every entry
+    inside the data, and all of them together no more bytes than the data holds (a file that
+    lists one stored array many times is refused, not copied many times)."""
+    state, claimed = {}, 0
     for i, e in enumerate(header["arrays"]):
         try:
             name, code, shape = e["name"], e["dtype"], e["shape"]
@@ -167,8 +151,12 @@ def _arrays(header: dict, data: memoryview, path: str) -> dict:
         if nbytes != int(np.prod(shape, dtype=object)) * itemsize or offset + nbytes > len(data):
             raise FormatError(f"{path}: array {name!r} of shape {shape} ({nbytes} bytes at "
                               f"offset {offset}) does not fit the {len(data)}-byte data section")
+        claimed += nbytes
+        if name in state or claimed > len(data):
+            raise FormatError(f"{path}: array {name!r} is listed twice or the arrays claim more "
+                              f"than the {len(data)}-byte data section holds")
         state[name] = np.frombuffer(data, dtype=code, count=nbytes // itemsize,
-                                    offset=offset).reshape(shape).astype(_DTYPES[code])
+                                    offset=offset).reshape(shape)
     return state
 
 
@@ -186,14 +174,18 @@ def load(path, with_metadata: bool = False):
         FormatError (a ValueError): the file is truncated, corrupted, not a fastcnn model, or
             from a newer format version; its layers or weights don't match.
         FileNotFoundError: no such file.
+        ValueError: the path is not a regular file (a FIFO, a device) or holds more than
+            MAX_FILE_BYTES.
     """
     from .nn import from_config
 
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        blob = f.read()
-    header, data = _parse(blob, path)
+    header, data = _parse(read_regular(path, MAX_FILE_BYTES, "model file"), path)
     state = _arrays(header, data, path)
+    metadata = header.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise FormatError(f"{path}: the metadata must be a JSON object, got "
+                          f"{type(metadata).__name__}")
     try:
         # the layers may hold no more elements than the file stores: a small file naming huge
         # layers is refused before they are allocated
@@ -204,6 +196,41 @@ def load(path, with_metadata: bool = False):
         model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise FormatError(f"{path}: the stored model does not rebuild: {e}") from None
+    _check_activations(model, metadata.get("input_shape"), path)
     model.eval()
-    metadata = header.get("metadata", {})
     return (model, metadata) if with_metadata else model
+
+
+def _check_activations(model, input_shape, path) -> None:
+    """With a stored input shape, the layers' outputs for one image must fit it and stay
+    within MAX_ACTIVATION_ELEMENTS each: a few bytes of architecture (a padding of 8000) must
+    not make the first prediction allocate gigabytes."""
+    if input_shape is None:
+        return
+    if not (isinstance(input_shape, list) and len(input_shape) == 3
+            and all(type(d) is int and d >= 1 for d in input_shape)):
+        raise FormatError(f"{path}: the stored input_shape must be [C, H, W] of positive ints, "
+                          f"got {input_shape!r}")
+    try:
+        _bounded_shape(model, (1, *input_shape), "")
+    except NotImplementedError:  # a layer of the user's own: its sizes are not known
+        return
+    except ValueError as e:
+        raise FormatError(f"{path}: the model cannot run on the images its metadata names "
+                          f"({input_shape}): {e}") from None
+
+
+def _bounded_shape(module, shape: tuple, name: str) -> tuple:
+    """module.output_shape(shape), checking each layer of a Sequential on the way."""
+    from .nn import Sequential
+
+    if isinstance(module, Sequential):
+        for child_name, child in module._modules.items():
+            shape = _bounded_shape(child, shape, f"{name}.{child_name}" if name else child_name)
+        return shape
+    shape = module.output_shape(shape)
+    if math.prod(shape) > MAX_ACTIVATION_ELEMENTS:
+        raise ValueError(f"layer {name or type(module).__name__} would give "
+                         f"{math.prod(shape):,} values for one image, more than the "
+                         f"{MAX_ACTIVATION_ELEMENTS:,} allowed")
+    return shape

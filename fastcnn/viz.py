@@ -26,11 +26,11 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from .nn import AvgPool2d, Conv2d, MaxPool2d, Module, Parameter, Sequential
+from ._files import write_figure
 from ._validate import integer, real
 
 __all__ = ["plot_filters", "plot_activations", "plot_history", "plot_confusion_matrix",
@@ -55,7 +55,7 @@ def _figure(width: float, height: float):
 
 def _finish(fig, path, dpi):
     if path is not None:
-        fig.savefig(os.fspath(path), dpi=dpi)
+        write_figure(fig, path, dpi)
     return fig
 
 

@@ -138,3 +138,71 @@ def test_train_on_mnist_directory(tmp_path):
     proc = run("train", "--data", str(tmp_path), "--epochs", "1", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "MNIST" in proc.stdout and "16 images" in proc.stdout
+
+
+def one_line_error(proc, message):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert message in proc.stderr, proc.stderr
+
+
+def _mnist(folder, size=28):
+    rng = np.random.default_rng(0)
+    folder.mkdir(exist_ok=True)
+    for split, n in (("train", 32), ("t10k", 8)):
+        for kind, array in (("images-idx3", rng.integers(0, 256, (n, size, size))),
+                            ("labels-idx1", rng.integers(0, 10, n))):
+            header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(
+                f">{array.ndim}I", *array.shape)
+            (folder / f"{split}-{kind}-ubyte").write_bytes(header
+                                                           + array.astype(np.uint8).tobytes())
+    return folder
+
+
+def test_hostile_and_mismatched_inputs_are_one_line_errors(model_file, tmp_path):
+    png = tmp_path / "bad-ihdr.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 12) + b"IHDR" + bytes(12)
+                    + struct.pack(">I", zlib.crc32(b"IHDR" + bytes(12))))
+    one_line_error(run("predict", str(model_file), str(png)), "must be one chunk of 13 bytes")
+    one_line_error(run("visualize", str(model_file), "--image", str(png), "--out",
+                       str(png)), "--out must be a directory, got the file")
+    one_line_error(run("evaluate", str(model_file), "--data", str(_mnist(tmp_path / "m"))),
+                   "does not fit the MNIST from")
+
+
+def test_train_refuses_an_output_folder_that_does_not_exist_before_training(tmp_path):
+    proc = run("train", "--epochs", "1", "--output", str(tmp_path / "nowhere" / "m.fcnn"))
+    one_line_error(proc, "does not exist")
+    assert "training the default CNN" not in proc.stdout
+
+
+def test_a_model_saved_with_a_relative_data_path_evaluates_from_another_folder(tmp_path):
+    data = _mnist(tmp_path / "data", size=12)
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run("train", "--data", os.path.relpath(data, tmp_path), "--epochs", "1", "--quiet",
+               "--output", "m.fcnn", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = run("evaluate", str(tmp_path / "m.fcnn"), cwd=work)
+    assert proc.returncode == 0 and "MNIST" in proc.stdout, proc.stderr
+
+
+def test_a_full_disk_at_the_end_of_training_keeps_the_model(tmp_path, monkeypatch, capsys):
+    from fastcnn import cli
+
+    real = fastcnn.save
+    target = str(tmp_path / "m.fcnn")
+
+    def full_disk(model, path, metadata=None):
+        if os.fspath(path) == target:
+            raise OSError(28, "No space left on device", target)
+        return real(model, path, metadata=metadata)
+    monkeypatch.setattr(fastcnn, "save", full_disk)
+    assert cli.main(["train", "--epochs", "1", "--quiet", "--output", target]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "saved in" in err
+    rescue = err.strip().rsplit("saved in ", 1)[1].split(" instead")[0]
+    try:
+        assert fastcnn.load(rescue).__class__.__name__ == "Sequential"
+    finally:
+        os.unlink(rescue)

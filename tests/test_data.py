@@ -232,8 +232,11 @@ def test_read_idx_truncated_header(tmp_path):
 def test_read_idx_truncated_data(tmp_path, gz):
     payload = idx_bytes(np.zeros((4, 5, 5), np.uint8))[:-7]
     path = write(tmp_path / "trunc", payload, gz)
-    with pytest.raises(ValueError, match=r"trunc: truncated IDX file: shape \(4, 5, 5\) of uint8 "
-                                         r"needs 100 data bytes, found 93"):
+    message = (r"trunc: corrupt or truncated gzip data: the IDX header declares shape "
+               r"\(4, 5, 5\) of uint8 \(116 bytes in all\), the gzip trailer 109 bytes" if gz else
+               r"trunc: truncated IDX file: shape \(4, 5, 5\) of uint8 needs 100 data bytes, "
+               r"found 93")
+    with pytest.raises(ValueError, match=message):  # before reading (or inflating) the data
         data.read_idx(path)
 
 
@@ -243,9 +246,13 @@ def test_read_idx_trailing_bytes(tmp_path):
         data.read_idx(path)
 
 
-def test_read_idx_huge_claimed_shape_is_truncation_not_memory_error(tmp_path):
+def test_read_idx_huge_claimed_shape_is_refused_not_memory_error(tmp_path):
     path = write(tmp_path / "huge", b"\x00\x00\x08\x03" + struct.pack(">3I", 2**31, 2**31, 2**31))
-    with pytest.raises(ValueError, match="truncated IDX file"):
+    with pytest.raises(ValueError, match="bytes: more than the 4,294,967,296 read at most"):
+        data.read_idx(path)
+    path = write(tmp_path / "big", b"\x00\x00\x08\x01" + struct.pack(">I", 2**30))
+    with pytest.raises(ValueError, match="truncated IDX file: .* needs 1073741824 data bytes, "
+                                         "found 0"):
         data.read_idx(path)
 
 

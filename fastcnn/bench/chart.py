@@ -5,6 +5,8 @@ the chart chooses no backend and leaves the caller's matplotlib settings as they
 """
 from __future__ import annotations
 
+from .._files import write_figure
+
 __all__ = ["plot"]
 
 _LABELS = {"reference": "vs NumPy reference", "torch": "vs PyTorch"}
@@ -39,4 +41,4 @@ def plot(report: dict, path: str) -> None:
                  fontsize=10)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(fig, path, dpi=120)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from .._files import write_atomic
+
 __all__ = ["format_report", "format_scaling", "write_json"]
 
 
@@ -147,5 +149,4 @@ def format_report(report: dict) -> str:
 
 def write_json(report: dict, path: str) -> None:
     """Write the report dict to path as indented JSON."""
-    with open(path, "w") as f:
-        json.dump(report, f, indent=1)
+    write_atomic(path, lambda f: json.dump(report, f, indent=1), mode="w")

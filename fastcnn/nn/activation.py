@@ -12,7 +12,14 @@ from .registry import register
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]
 
 
-class _Elementwise(Module):
+class _SameShape(Module):
+    """A layer whose output has its input's shape."""
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+
+class _Elementwise(_SameShape):
     """An activation without arguments."""
 
     def arguments(self) -> dict:
@@ -44,7 +51,7 @@ class ReLU(_Elementwise):
 
 
 @register
-class LeakyReLU(Module):
+class LeakyReLU(_SameShape):
     """x where x > 0, negative_slope * x elsewhere.
 
     Args:
@@ -151,6 +158,12 @@ class Softmax(Module):
     def __init__(self, dim=1):
         super().__init__()
         self.dim = integer("Softmax", "dim", dim)
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if not -len(input_shape) <= self.dim < len(input_shape):
+            raise ValueError(f"{self!r} expects input with a dimension {self.dim}, got shape "
+                             f"{tuple(input_shape)}")
+        return tuple(input_shape)
 
     def forward(self, x):
         y = ops().softmax(self._input(x), self.dim)

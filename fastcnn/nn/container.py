@@ -51,6 +51,12 @@ class Sequential(Module):
             return Sequential(*layers[index])
         return layers[index]
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        shape = tuple(input_shape)
+        for layer in self._modules.values():
+            shape = layer.output_shape(shape)
+        return shape
+
     def forward(self, x):
         x = self._input(x)
         for layer in self._modules.values():

@@ -76,11 +76,17 @@ class Conv2d(Module):
         return dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
                     groups=self.groups)
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 4 or input_shape[1] != self.in_channels:
+            raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W) with "
+                             f"{self.in_channels} channels, got shape {tuple(input_shape)}")
+        return _args.conv_geometry(repr(self), tuple(input_shape), self.weight.shape,
+                                   **self._hyper()).out_shape
+
     def forward(self, x):
         x = self._input(x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{self!r} expects input (N, {self.in_channels}, H, W) with "
-                             f"{self.in_channels} channels, got shape {x.shape}")
+            self.output_shape(x.shape)  # raises, naming this layer
         bias = None if self.bias is None else self.bias.data
         y = ops().conv2d(x, self.weight.data, bias, **self._hyper())
         self._ctx = x

@@ -37,6 +37,9 @@ class Dropout(Module):
         self.p = real("Dropout", "p", p, low=0.0, high=1.0, high_open=True)
         self.rng = generator("Dropout", rng)
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
     def forward(self, x):
         x = self._input(x)
         if not self.training or self.p == 0:

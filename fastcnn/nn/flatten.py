@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .._validate import integer
 from .module import Module
 from .registry import register
@@ -35,20 +33,24 @@ class Flatten(Module):
         self.start_dim = integer("Flatten", "start_dim", start_dim)
         self.end_dim = integer("Flatten", "end_dim", end_dim)
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        shape, ndim = tuple(input_shape), len(input_shape)
+        start = self.start_dim + ndim if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + ndim if self.end_dim < 0 else self.end_dim
+        if not 0 <= start <= end < ndim:
+            raise ValueError(f"{self!r} expects input with axes {self.start_dim}..."
+                             f"{self.end_dim} in order, got shape {shape}")
+        return shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:]
+
     def forward(self, x):
         x = self._input(x)
-        start = self.start_dim + x.ndim if self.start_dim < 0 else self.start_dim
-        end = self.end_dim + x.ndim if self.end_dim < 0 else self.end_dim
-        if not 0 <= start <= end < x.ndim:
-            raise ValueError(f"{self!r} expects input with axes {self.start_dim}..."
-                             f"{self.end_dim} in order, got shape {x.shape}")
-        self._ctx = x.shape
-        merged = math.prod(x.shape[start:end + 1])
-        return x.reshape(x.shape[:start] + (merged,) + x.shape[end + 1:])
+        y = x.reshape(self.output_shape(x.shape))
+        self._ctx = (x.shape, y.shape)
+        return y
 
     def backward(self, grad, input_grad=True):
-        shape = self._saved()
-        return np.asarray(grad, self._dtype).reshape(shape)
+        shape, out_shape = self._saved()
+        return self._grad(grad, out_shape).reshape(shape)
 
     def arguments(self) -> dict:
         return {"start_dim": self.start_dim, "end_dim": self.end_dim}

@@ -52,11 +52,15 @@ class Linear(Module):
             self.bias = Parameter(allocate((self.out_features,)))
             init.uniform_(self.bias, -bound, bound, rng=rng)
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) < 1 or input_shape[-1] != self.in_features:
+            raise ValueError(f"{self!r} expects input (*, {self.in_features}), got shape "
+                             f"{tuple(input_shape)}")
+        return tuple(input_shape[:-1]) + (self.out_features,)
+
     def forward(self, x):
         x = self._input(x)
-        if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{self!r} expects input (*, {self.in_features}), got shape "
-                             f"{x.shape}")
+        self.output_shape(x.shape)
         y = ops().linear(x, self.weight.data, None if self.bias is None else self.bias.data)
         self._ctx = x
         return y

@@ -107,6 +107,12 @@ class Module:
     def __call__(self, x):
         return self.forward(x)
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        """The shape forward returns for an input of input_shape, found without computing
+        anything; a ValueError when such an input does not fit. Used to bound what a model
+        read from a file would allocate before it runs."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement output_shape")
+
     @property
     def dtype(self) -> np.dtype:
         """The dtype this module computes in (float32 unless changed by `astype`)."""

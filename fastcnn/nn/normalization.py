@@ -58,11 +58,15 @@ class BatchNorm2d(Module):
             self.register_buffer("running_var", allocate((C,), 1))
             self.register_buffer("num_batches_tracked", np.array(0, np.int64))
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 4 or input_shape[1] != self.num_features:
+            raise ValueError(f"{self!r} expects input (N, {self.num_features}, H, W) with "
+                             f"{self.num_features} channels, got shape {tuple(input_shape)}")
+        return tuple(input_shape)
+
     def forward(self, x):
         x = self._input(x)
-        if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r} expects input (N, {self.num_features}, H, W) with "
-                             f"{self.num_features} channels, got shape {x.shape}")
+        self.output_shape(x.shape)
         batch_stats = self.training or not self.track_running_stats
         update = self.training and self.track_running_stats
         momentum = 0.0

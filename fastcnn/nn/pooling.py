@@ -33,6 +33,15 @@ class _Pool2d(Module):
             raise ValueError(f"{self!r} expects 4-D input (N, C, H, W), got shape {x.shape}")
         return x
 
+    def output_shape(self, input_shape: tuple) -> tuple:
+        if len(input_shape) != 4:
+            raise ValueError(f"{self!r} expects 4-D input (N, C, H, W), got shape "
+                             f"{tuple(input_shape)}")
+        hyper = self._hyper()
+        return _args.pool_geometry(repr(self), tuple(input_shape), hyper["kernel_size"],
+                                   hyper["stride"], hyper["padding"],
+                                   hyper.get("dilation", 1), hyper["ceil_mode"]).out_shape
+
     def arguments(self) -> dict:
         return dict(kernel_size=list(self.kernel_size), stride=list(self.stride),
                     padding=list(self.padding), ceil_mode=self.ceil_mode)

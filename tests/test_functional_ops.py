@@ -11,11 +11,10 @@ from hypothesis import strategies as st
 import fastcnn.functional as F
 import fastcnn.reference as R
 from fastcnn import nn
+from harness import (ATOL, CHAIN_ATOL, CHAIN_RTOL, DTYPES, ELEMENTWISE_RTOL, FD_RTOL, SWEEP,
+                     assert_close, numeric_grad)
 
-RTOL = {np.float32: 2e-6, np.float64: 1e-14}
-ATOL = {np.float32: 1e-7, np.float64: 1e-15}
-DTYPES = [np.float32, np.float64]
-SWEEP = settings(max_examples=60, deadline=None, derandomize=True, database=None)
+OPS_SWEEP = settings(SWEEP, max_examples=60)
 
 ACTIVATIONS = {  # name: (forward arguments after x, what the backward takes besides grad_y)
     "relu": ((), "y"),
@@ -27,19 +26,17 @@ ACTIVATIONS = {  # name: (forward arguments after x, what the backward takes bes
 
 
 def close(actual, expected, dtype, scale=1.0):
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype
-    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=ATOL[dtype] * scale)
+    """Within an elementwise op's rounding of the expected value, plus ATOL times scale (for
+    results that sum about scale terms)."""
+    assert_close(actual, expected, dtype, rtol=ELEMENTWISE_RTOL[dtype], atol=ATOL[dtype] * scale)
 
 
 def close_to_terms(actual, expected, terms, dtype):
-    """|actual - expected| <= RTOL * |terms| + ATOL: for results that cancel, such as
-    tanh's gradient grad_y * (1 - y * y) where y is near 1, whose rounding follows the size
+    """Within an elementwise op's rounding of terms, plus ATOL: for results that cancel, such
+    as tanh's gradient grad_y * (1 - y * y) where y is near 1, whose rounding follows the size
     of grad_y, not of the result."""
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype
-    err = np.abs(actual.astype(np.float64) - expected)
-    bound = RTOL[dtype] * np.abs(terms.astype(np.float64)) + ATOL[dtype]
-    same = (actual == expected) | (np.isnan(actual) & np.isnan(expected))
-    assert (same | (err <= bound)).all(), (actual, expected)
+    assert_close(actual, expected, dtype, magnitude=terms, rtol=ELEMENTWISE_RTOL[dtype],
+                 atol=ATOL[dtype])
 
 
 def _values(seed, shape, dtype, special):
@@ -62,7 +59,7 @@ def _run(module, name, x, grad_y):
 
 # ------------------------------------------------------------------------------ activations
 
-@SWEEP
+@OPS_SWEEP
 @given(name=st.sampled_from(sorted(ACTIVATIONS)), dtype=st.sampled_from(DTYPES),
        shape=st.lists(st.integers(1, 7), min_size=2, max_size=4).map(tuple),
        special=st.booleans(), seed=st.integers(0, 2**16))
@@ -97,16 +94,6 @@ def test_sigmoid_and_tanh_saturate_without_overflow(dtype):
     np.testing.assert_array_equal(F.tanh(x)[[0, 2, 4]], [-1.0, 0.0, 1.0])
 
 
-def _numeric_grad(f, x, grad_y, eps=1e-6):
-    """d(sum(f(x) * grad_y))/dx by central differences, in float64."""
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e.flat[i] = eps
-        g.flat[i] = ((f(x + e) - f(x - e)) * grad_y).sum() / (2 * eps)
-    return g
-
-
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_activation_gradients_match_finite_differences(name):
     rng = np.random.default_rng(3)
@@ -114,13 +101,13 @@ def test_activation_gradients_match_finite_differences(name):
     x[np.abs(x) < 1e-3] = 0.5  # keep away from relu's kink
     grad_y = rng.standard_normal((3, 4))
     args, _ = ACTIVATIONS[name]
-    want = _numeric_grad(lambda v: getattr(F, name)(v, *args), x, grad_y)
+    want = numeric_grad(lambda: (getattr(F, name)(x, *args) * grad_y).sum(), x)
     np.testing.assert_allclose(_run(F, name, x, grad_y)[1], want, rtol=1e-7, atol=1e-9)
 
 
 # ----------------------------------------------------------------------------------- linear
 
-@SWEEP
+@OPS_SWEEP
 @given(dtype=st.sampled_from(DTYPES), lead=st.lists(st.integers(1, 5), max_size=3).map(tuple),
        n_in=st.integers(1, 40), n_out=st.integers(1, 40), bias=st.booleans(),
        seed=st.integers(0, 2**16))
@@ -140,8 +127,10 @@ def test_linear_gradients_match_finite_differences():
     rng = np.random.default_rng(4)
     x, w, gy = rng.standard_normal((2, 3, 5)), rng.standard_normal((4, 5)), rng.standard_normal((2, 3, 4))
     gx, gw, gb = F.linear_backward(gy, x, w)
-    np.testing.assert_allclose(gx, _numeric_grad(lambda v: F.linear(v, w), x, gy), rtol=1e-7)
-    np.testing.assert_allclose(gw, _numeric_grad(lambda v: F.linear(x, v), w, gy), rtol=1e-7)
+    def loss():
+        return (F.linear(x, w) * gy).sum()
+    np.testing.assert_allclose(gx, numeric_grad(loss, x), rtol=1e-7)
+    np.testing.assert_allclose(gw, numeric_grad(loss, w), rtol=1e-7)
     np.testing.assert_allclose(gb, gy.sum(axis=(0, 1)), rtol=1e-12)
 
 
@@ -155,7 +144,7 @@ def _bn_inputs(seed, shape, dtype):
             rng.standard_normal(C).astype(dtype), rng.standard_normal(shape).astype(dtype))
 
 
-@SWEEP
+@OPS_SWEEP
 @given(dtype=st.sampled_from(DTYPES),
        shape=st.lists(st.integers(1, 5), min_size=2, max_size=5).map(tuple),
        training=st.booleans(), affine=st.booleans(), track=st.booleans(),
@@ -187,12 +176,10 @@ def test_batch_norm_gradients_match_finite_differences():
     y, mean, inv_std = F.batch_norm(x, None, None, w, b, training=True, return_stats=True)
     gx, gw, gb = F.batch_norm_backward(gy, x, mean, inv_std, w, training=True)
 
-    def f(v):
-        return F.batch_norm(v, None, None, w, b, training=True)
-    np.testing.assert_allclose(gx, _numeric_grad(f, x, gy), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(
-        gw, _numeric_grad(lambda v: F.batch_norm(x, None, None, v, b, training=True), w, gy),
-        rtol=1e-6)
+    def loss():
+        return (F.batch_norm(x, None, None, w, b, training=True) * gy).sum()
+    np.testing.assert_allclose(gx, numeric_grad(loss, x), rtol=FD_RTOL, atol=1e-8)
+    np.testing.assert_allclose(gw, numeric_grad(loss, w), rtol=FD_RTOL)
     np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
@@ -344,7 +331,8 @@ def test_the_layers_compute_the_same_on_the_reference_backend():
         results.append([y, gx] + [p.grad for p in model.parameters()]
                        + [b for b in model.buffers()])
     for got, want in zip(*results):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got, want, rtol=CHAIN_RTOL[np.float64],
+                                   atol=CHAIN_ATOL[np.float64])
 
 
 def test_use_backend_restores_the_default_after_an_error():

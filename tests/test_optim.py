@@ -1,5 +1,5 @@
 """Tests for fastcnn.optim: hyper-parameter checks, skipping missing gradients, dtypes, state
-dicts and schedulers. Step-by-step comparisons with PyTorch live in test_nn_torch.py."""
+dicts and schedulers. Step-by-step comparisons with PyTorch live in nn/test_nn_torch.py."""
 import json
 
 import numpy as np

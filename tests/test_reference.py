@@ -6,12 +6,8 @@ import numpy as np
 import pytest
 
 from fastcnn import reference as R
-
-# Agreement of two computations of the same sums (reference vs torch, two adjoint formulas).
-TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-10)}
-# Central finite differences, always in float64: step and the agreement expected from them.
-FD_EPS = 1e-6
-FD_TOL = dict(rtol=1e-6, atol=1e-7)
+from harness import (CHAIN_ATOL, CHAIN_RTOL, DTYPES, FD_ATOL, FD_RTOL, TorchOracle, assert_close,
+                     numeric_grad)
 
 # (x shape, weight shape, keyword arguments) for conv2d.
 CONV_CASES = {
@@ -46,20 +42,6 @@ AVG_CASES = {name: case for name, case in POOL_CASES.items() if "dilation" not i
 
 def rand(rng, shape, dtype=np.float64):
     return rng.standard_normal(shape).astype(dtype)
-
-
-def numerical_grad(loss, a):
-    """Central differences of the scalar loss() with respect to every element of a."""
-    grad = np.empty_like(a)
-    for i in np.ndindex(a.shape):
-        old = a[i]
-        a[i] = old + FD_EPS
-        plus = loss()
-        a[i] = old - FD_EPS
-        minus = loss()
-        a[i] = old
-        grad[i] = (plus - minus) / (2 * FD_EPS)
-    return grad
 
 
 def readonly(a):
@@ -256,9 +238,9 @@ def test_conv2d_gradients_match_finite_differences(case):
         return np.sum(R.conv2d(x, w, b, **kw) * grad_y)
 
     grad_x, grad_w, grad_b = R.conv2d_backward(grad_y, x, w, **kw)
-    np.testing.assert_allclose(grad_x, numerical_grad(loss, x), **FD_TOL)
-    np.testing.assert_allclose(grad_w, numerical_grad(loss, w), **FD_TOL)
-    np.testing.assert_allclose(grad_b, numerical_grad(loss, b), **FD_TOL)
+    np.testing.assert_allclose(grad_x, numeric_grad(loss, x), rtol=FD_RTOL, atol=FD_ATOL)
+    np.testing.assert_allclose(grad_w, numeric_grad(loss, w), rtol=FD_RTOL, atol=FD_ATOL)
+    np.testing.assert_allclose(grad_b, numeric_grad(loss, b), rtol=FD_RTOL, atol=FD_ATOL)
 
 
 @pytest.mark.parametrize("case", POOL_CASES.values(), ids=POOL_CASES.keys())
@@ -274,7 +256,7 @@ def test_max_pool2d_gradient_matches_finite_differences(case):
         return np.sum(R.max_pool2d(x, **kw) * grad_y)
 
     np.testing.assert_allclose(R.max_pool2d_backward(grad_y, idx, shape, **kw),
-                               numerical_grad(loss, x), **FD_TOL)
+                               numeric_grad(loss, x), rtol=FD_RTOL, atol=FD_ATOL)
 
 
 @pytest.mark.parametrize("count_include_pad", [True, False])
@@ -289,7 +271,7 @@ def test_avg_pool2d_gradient_matches_finite_differences(case, count_include_pad)
         return np.sum(R.avg_pool2d(x, count_include_pad=count_include_pad, **kw) * grad_y)
 
     grad_x = R.avg_pool2d_backward(grad_y, shape, count_include_pad=count_include_pad, **kw)
-    np.testing.assert_allclose(grad_x, numerical_grad(loss, x), **FD_TOL)
+    np.testing.assert_allclose(grad_x, numeric_grad(loss, x), rtol=FD_RTOL, atol=FD_ATOL)
 
 
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
@@ -301,57 +283,35 @@ def test_conv2d_backward_is_the_adjoint_of_conv2d(case):
     y = R.conv2d(x, w, **kw)
     g = rand(rng, y.shape)
     grad_x, grad_w, _ = R.conv2d_backward(g, x, w, **kw)
-    np.testing.assert_allclose(np.vdot(y, g), np.vdot(x, grad_x), **TOL[np.float64])
-    np.testing.assert_allclose(np.vdot(y, g), np.vdot(w, grad_w), **TOL[np.float64])
+    tol = dict(rtol=CHAIN_RTOL[np.float64], atol=CHAIN_ATOL[np.float64])
+    np.testing.assert_allclose(np.vdot(y, g), np.vdot(x, grad_x), **tol)
+    np.testing.assert_allclose(np.vdot(y, g), np.vdot(w, grad_w), **tol)
 
 
 # ------------------------------------------------------------------------- against torch
 
-def torch_run(torch, fn, arrays, grad_y=None):
-    """fn on torch copies of arrays; returns the output and, given grad_y, each input's grad."""
-    tensors = [torch.tensor(a, requires_grad=grad_y is not None) for a in arrays]
-    out = fn(*tensors)
-    if grad_y is None:
-        return out
-    y = out[0] if isinstance(out, tuple) else out
-    y.backward(torch.from_numpy(grad_y))
-    return out, [t.grad.numpy() for t in tensors]
+@pytest.fixture
+def torch_oracle():
+    return TorchOracle(pytest.importorskip("torch"))
 
 
-@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def assert_matches_torch(ours, theirs, dtype):
+    assert_close(ours, theirs, dtype, rtol=CHAIN_RTOL[dtype], atol=CHAIN_ATOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
-def test_conv2d_and_gradients_match_torch(case, dtype):
-    torch = pytest.importorskip("torch")
+def test_conv2d_and_gradients_match_torch(torch_oracle, case, dtype):
+    """torch's own 'same' padding where it takes one (stride 1), padded by hand otherwise."""
     x_shape, w_shape, kw = case
     rng = np.random.default_rng(5)
     x, w, b = rand(rng, x_shape, dtype), rand(rng, w_shape, dtype), rand(rng, w_shape[0], dtype)
     y = R.conv2d(x, w, b, **kw)
     grad_y = rand(rng, y.shape, dtype)
-    t_kw, pads = dict(kw), (0, 0, 0, 0)
-    if kw.get("padding") == "same" and kw.get("stride", 1) != 1:  # torch refuses: pad by hand
-        (sh, sw), (dh, dw) = pair(kw["stride"]), pair(kw.get("dilation", 1))
-        pads = (same_pads(x_shape[3], w_shape[3], sw, dw)
-                + same_pads(x_shape[2], w_shape[2], sh, dh))  # torch's order: W then H
-        t_kw["padding"] = 0
-
-    def torch_conv(x, w, b):
-        return torch.nn.functional.conv2d(torch.nn.functional.pad(x, pads), w, b, **t_kw)
-
-    y_t, grads_t = torch_run(torch, torch_conv, [x, w, b], grad_y)
-    np.testing.assert_allclose(y, y_t.detach().numpy(), **TOL[dtype])
-    for ours, theirs in zip(R.conv2d_backward(grad_y, x, w, **kw), grads_t):
-        np.testing.assert_allclose(ours, theirs, **TOL[dtype])
-
-
-def pair(v):
-    return tuple(v) if isinstance(v, tuple) else (v, v)
-
-
-def same_pads(size, k, stride, dilation):
-    """TensorFlow's 'SAME' padding (before, after) of one axis: output ceil(size / stride)."""
-    total = max((-(-size // stride) - 1) * stride + dilation * (k - 1) + 1 - size, 0)
-    return (total // 2, total - total // 2)
+    assert_matches_torch(y, torch_oracle.conv2d(x, w, b, **kw), dtype)
+    for ours, theirs in zip(R.conv2d_backward(grad_y, x, w, **kw),
+                            torch_oracle.conv2d_backward(grad_y, x, w, **kw)):
+        assert_matches_torch(ours, theirs, dtype)
 
 
 def tie_and_nan_input(rng, shape):
@@ -364,24 +324,21 @@ def tie_and_nan_input(rng, shape):
 
 
 @pytest.mark.parametrize("case", POOL_CASES.values(), ids=POOL_CASES.keys())
-def test_max_pool2d_values_indices_and_gradient_match_torch(case):
-    torch = pytest.importorskip("torch")
+def test_max_pool2d_values_indices_and_gradient_match_torch(torch_oracle, case):
     shape, kw = case
     rng = np.random.default_rng(6)
     x = tie_and_nan_input(rng, shape)
     y, idx = R.max_pool2d(x, return_indices=True, **kw)
     grad_y = rand(rng, y.shape)
-    (y_t, idx_t), (grad_x_t,) = torch_run(
-        torch, lambda x: torch.nn.functional.max_pool2d(x, return_indices=True, **kw), [x],
-        grad_y)
-    np.testing.assert_array_equal(y, y_t.detach().numpy())
-    np.testing.assert_array_equal(idx, idx_t.numpy())
-    np.testing.assert_allclose(R.max_pool2d_backward(grad_y, idx, shape, **kw), grad_x_t,
-                               **TOL[np.float64])
+    y_t, idx_t = torch_oracle.max_pool2d(x, return_indices=True, **kw)
+    np.testing.assert_array_equal(y, y_t)
+    np.testing.assert_array_equal(idx, idx_t)
+    assert_matches_torch(R.max_pool2d_backward(grad_y, idx, shape, **kw),
+                         torch_oracle.max_pool2d_backward(grad_y, idx_t, shape, **kw),
+                         np.float64)
 
 
-def test_max_pool2d_matches_torch_over_a_grid_of_geometries():
-    torch = pytest.importorskip("torch")
+def test_max_pool2d_matches_torch_over_a_grid_of_geometries(torch_oracle):
     rng = np.random.default_rng(7)
     x = tie_and_nan_input(rng, (2, 2, 7, 6))
     for k, s, p, d, ceil in itertools.product((1, 2, 3), (1, 2, 3), (0, 1), (1, 2), (False, True)):
@@ -389,26 +346,23 @@ def test_max_pool2d_matches_torch_over_a_grid_of_geometries():
             continue
         kw = dict(kernel_size=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
         y, idx = R.max_pool2d(x, return_indices=True, **kw)
-        y_t, idx_t = torch.nn.functional.max_pool2d(torch.from_numpy(x), return_indices=True,
-                                                    **kw)
-        np.testing.assert_array_equal(y, y_t.numpy(), err_msg=str(kw))
-        np.testing.assert_array_equal(idx, idx_t.numpy(), err_msg=str(kw))
+        y_t, idx_t = torch_oracle.max_pool2d(x, return_indices=True, **kw)
+        np.testing.assert_array_equal(y, y_t, err_msg=str(kw))
+        np.testing.assert_array_equal(idx, idx_t, err_msg=str(kw))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("count_include_pad", [True, False])
 @pytest.mark.parametrize("case", AVG_CASES.values(), ids=AVG_CASES.keys())
-def test_avg_pool2d_and_gradient_match_torch(case, count_include_pad, dtype):
-    torch = pytest.importorskip("torch")
+def test_avg_pool2d_and_gradient_match_torch(torch_oracle, case, count_include_pad, dtype):
     shape, kw = case
     rng = np.random.default_rng(8)
     x = rand(rng, shape, dtype)
     y = R.avg_pool2d(x, count_include_pad=count_include_pad, **kw)
     grad_y = rand(rng, y.shape, dtype)
-    y_t, (grad_x_t,) = torch_run(
-        torch, lambda x: torch.nn.functional.avg_pool2d(x, count_include_pad=count_include_pad,
-                                                        **kw), [x], grad_y)
-    np.testing.assert_allclose(y, y_t.detach().numpy(), **TOL[dtype])
-    np.testing.assert_allclose(
+    assert_matches_torch(y, torch_oracle.avg_pool2d(x, count_include_pad=count_include_pad, **kw),
+                         dtype)
+    assert_matches_torch(
         R.avg_pool2d_backward(grad_y, shape, count_include_pad=count_include_pad, **kw),
-        grad_x_t, **TOL[dtype])
+        torch_oracle.avg_pool2d_backward(grad_y, shape, count_include_pad=count_include_pad,
+                                         **kw), dtype)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason="no examples/ directory")

@@ -7,22 +7,7 @@ import pytest
 
 from fastcnn import nn, optim
 from fastcnn.nn import init
-
-RTOL = {np.float32: 1e-5, np.float64: 1e-12}
-
-
-def numeric_grad(f, a, eps=1e-6):
-    """Central differences of the scalar f() with respect to every element of a (in place)."""
-    g = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        old = a[i]
-        a[i] = old + eps
-        up = f()
-        a[i] = old - eps
-        down = f()
-        a[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
+from harness import FD_ATOL, FD_RTOL, numeric_grad
 
 
 def distinct(shape, seed=0):
@@ -44,10 +29,10 @@ def check_gradients(layer, x, seed=0):
     def f():
         return float((layer(x) * w).sum())
 
-    np.testing.assert_allclose(grad_x, numeric_grad(f, x), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(grad_x, numeric_grad(f, x), rtol=FD_RTOL, atol=FD_ATOL)
     for name, p in layer.named_parameters():
-        np.testing.assert_allclose(analytic[name], numeric_grad(f, p.data), rtol=1e-6,
-                                   atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(analytic[name], numeric_grad(f, p.data), rtol=FD_RTOL,
+                                   atol=FD_ATOL, err_msg=name)
 
 
 # ------------------------------------------------------------------------ gradients
@@ -113,7 +98,7 @@ def test_cross_entropy_backward_matches_finite_differences():
             loss_fn(logits, target)
             grad = loss_fn.backward()
             np.testing.assert_allclose(
-                grad, numeric_grad(lambda: loss_fn(logits, target), logits), rtol=1e-6,
+                grad, numeric_grad(lambda: loss_fn(logits, target), logits), rtol=FD_RTOL,
                 atol=1e-9)
 
 
@@ -124,7 +109,7 @@ def test_cross_entropy_none_backward_is_gradient_of_the_sum():
     assert loss_fn(logits, target).shape == (3,)
     grad = loss_fn.backward()
     np.testing.assert_allclose(
-        grad, numeric_grad(lambda: loss_fn(logits, target).sum(), logits), rtol=1e-6)
+        grad, numeric_grad(lambda: loss_fn(logits, target).sum(), logits), rtol=FD_RTOL)
 
 
 def test_mse_backward_matches_finite_differences():
@@ -133,7 +118,7 @@ def test_mse_backward_matches_finite_differences():
         x, t = np.random.default_rng(0).standard_normal((2, 3, 4))
         loss_fn(x, t)
         grad = loss_fn.backward()
-        np.testing.assert_allclose(grad, numeric_grad(lambda: loss_fn(x, t), x), rtol=1e-6)
+        np.testing.assert_allclose(grad, numeric_grad(lambda: loss_fn(x, t), x), rtol=FD_RTOL)
 
 
 def test_cross_entropy_is_stable_for_huge_logits():

@@ -11,15 +11,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from fastcnn import nn, optim  # noqa: E402
-
-RTOL = {np.float32: 2e-4, np.float64: 1e-10}
-ATOL = {np.float32: 1e-5, np.float64: 1e-12}
+from harness import CHAIN_ATOL, CHAIN_RTOL, assert_close  # noqa: E402
 
 
 def close(ours, theirs, dtype=np.float64, err_msg=""):
+    """ours against torch's tensor (or array), within the tolerance of chained ops."""
     theirs = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL[dtype], atol=ATOL[dtype],
-                               err_msg=err_msg)
+    assert_close(ours, theirs, dtype, rtol=CHAIN_RTOL[dtype], atol=CHAIN_ATOL[dtype],
+                 err_msg=err_msg)
 
 
 def copy_weights(ours, theirs):
@@ -287,7 +286,7 @@ def test_tiny_conv_net_trains_identically(dtype, opt_name, kw):
         loss_t = loss_t_fn(theirs(torch.from_numpy(x)), torch.from_numpy(y))
         loss_t.backward()
         opt_t.step()
-        assert loss == pytest.approx(loss_t.item(), rel=RTOL[dtype])
+        assert loss == pytest.approx(loss_t.item(), rel=CHAIN_RTOL[dtype])
     sd_t = theirs.state_dict()
     for name, value in ours.state_dict().items():
         close(value, sd_t[name], dtype, err_msg=name)

@@ -7,8 +7,8 @@ argument combinations into every `fastcnn.functional` entry point.
   dtypes, and, for finite inputs, the same numbers within rounding.
 
 CI runs a fixed, modest number of examples (derandomized, so a run is reproducible). For a
-long local run: FASTCNN_FUZZ_EXAMPLES=20000 pytest tests/test_fuzz.py (then each run draws new
-examples). Inputs that ever failed are pinned below with @example as regression cases.
+long local run: FASTCNN_FUZZ_EXAMPLES=20000 pytest tests/robustness/test_fuzz.py (then each run
+draws new examples). Inputs that ever failed are pinned below with @example as regression cases.
 
 Integer hyper-parameters come from a small range or from huge values (2**61 and above): the
 first give small arrays, the second must be refused or make no difference. Values in between
@@ -30,6 +30,7 @@ import fastcnn.functional as F
 import fastcnn.reference as R
 from fastcnn import nn, save
 from fastcnn.io import FORMAT_VERSION, MAGIC, FormatError, load
+from harness import assert_close
 
 EXAMPLES = int(os.environ.get("FASTCNN_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
@@ -191,7 +192,6 @@ def test_load_file_with_any_weights(tmp_path, values, offset):
 
 DTYPES = ["float32", "float64", "float16", "int8", "uint8", "int64", "bool", ">f4", ">f8",
           "complex64", "object", "<U1"]
-TOL = {np.dtype(np.float32): 2e-5, np.dtype(np.float64): 1e-13}
 
 
 def _layout(a, how):
@@ -395,5 +395,4 @@ def test_kernel_entry_points_with_random_arguments(call):
         if g.dtype.kind != "f":
             np.testing.assert_array_equal(g, w)
             continue
-        err = np.abs(g.astype(np.float64) - w)
-        assert (err <= TOL[g.dtype] * np.abs(m)).all(), f"{op}: max error {err.max()}"
+        assert_close(g, w, g.dtype.type, magnitude=m, err_msg=op)

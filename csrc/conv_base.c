@@ -1,6 +1,6 @@
 /* conv_kernel.inc for the baseline instruction set (any CPU): 16-byte vectors, SSE2 on
  * x86-64, NEON on arm64. (32-byte vectors emulated in pairs of SSE registers needed twice the
- * registers there are: every accumulator lived on the stack, at 3 GFLOP/s.) */
+ * registers there are: every accumulator lived on the stack.) */
 #include "conv_isa.h"
 
 #define VBYTES 16

@@ -227,7 +227,38 @@ else:
 
 TOO_BIG = ("MemoryError", "ValueError")  # numpy: cannot allocate / more than it can address
 
+# Files that claim or inflate to more than the cap: the readers must refuse them from their
+# headers (3 GiB of zeros, streamed through zlib in 64 MiB pieces so the child can write them).
+_BOMB = """
+import gzip, os, struct, tempfile, zlib
+def zeros(write, n=3 << 30, piece=64 << 20):
+    for _ in range(n // piece):
+        write(bytes(piece))
+def png_bomb(path):
+    z = zlib.compressobj(1); parts = []
+    zeros(lambda b: parts.append(z.compress(b))); parts.append(z.flush())
+    data = b"".join(parts)
+    def chunk(kind, d):
+        return struct.pack(">I", len(d)) + kind + d + struct.pack(">I", zlib.crc32(kind + d))
+    open(path, "wb").write(b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8,
+        0, 0, 0, 0)) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+def idx_bomb(path):
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(b"\\0\\0\\x08\\x01" + struct.pack(">I", 2**32 - 1)); zeros(f.write)
+d = tempfile.mkdtemp()
+"""
+
 HUGE = {
+    "png-inflating-to-3-GiB": (_BOMB + "png_bomb(d + '/b.png')\n"
+                               "from fastcnn._png import read_png; read_png(d + '/b.png')",
+                               ("ValueError",)),
+    "idx-gzip-inflating-to-3-GiB": (_BOMB + "idx_bomb(d + '/b-idx1-ubyte.gz')\n"
+                                    "fastcnn.data.read_idx(d + '/b-idx1-ubyte.gz')",
+                                    ("ValueError",)),
+    "cifar-pickle-memo-at-2**30": (
+        "import tempfile; p = tempfile.mktemp()\n"
+        "open(p, 'wb').write(b'\\x80\\x02Nr' + (2**30).to_bytes(4, 'little') + b'.')\n"
+        "from fastcnn.data import _read_cifar_batch; _read_cifar_batch(p)", ("ValueError",)),
     # 70000 x 70000 = 4.9e9 elements per plane: indices pass 32 bits, copies need ~20 GB
     "conv2d-zero-stride-view-70000x70000": ("F.conv2d(view((1, 1, 70000, 70000)), w3)",
                                             TOO_BIG),

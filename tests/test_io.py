@@ -2,6 +2,7 @@
 import json
 import os
 import pickle
+import signal
 import struct
 
 import numpy as np
@@ -107,8 +108,8 @@ def die(fd):
 os.fsync = die
 io.save(nn.Sequential(nn.Linear(100, 100)), {str(path)!r})
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True)
-    assert proc.returncode != 0
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd="/")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert path.read_bytes() == before
     assert load(path) is not None
 

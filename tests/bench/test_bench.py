@@ -225,7 +225,7 @@ def test_scaling_run_needs_two_threads():
 
 def _run_python(code: str, **env) -> str:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            check=True, env={**os.environ, **env})
+                            check=True, env={**os.environ, **env}, cwd="/")  # not the checkout
     return result.stdout.strip()
 
 

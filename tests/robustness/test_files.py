@@ -165,7 +165,7 @@ def test_sigterm_or_sighup_mid_save_leaves_no_temporary_file(tmp_path, signum):
     """)
     target = tmp_path / "big.bin"
     child = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE,
-                             text=True)
+                             text=True, cwd="/")  # "-c" puts the folder first on sys.path
     try:
         assert child.stdout.readline().strip() == "writing"
         child.send_signal(signum)

@@ -125,13 +125,17 @@ def _sweep(directory: str, min_age: float = 60.0) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process pid may be running (a number no process can have is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except (OverflowError, ValueError):  # past what a pid can be
+        return False
     except OSError:  # exists, but another user's
         return True
     return True
+
 
 
 def _sync_folder(directory: str) -> None:

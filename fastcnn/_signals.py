@@ -25,23 +25,33 @@ def held(signals=(signal.SIGINT,)):
         return
     arrived: dict = {}
     before = {}
-    for signum in signals:
-        handler = signal.getsignal(signum)
-        if handler is None:  # set outside Python: it could not be put back
-            continue
-        before[signum] = handler
-        signal.signal(signum, lambda s, frame: arrived.setdefault(s, frame))
     try:
+        for signum in signals:
+            handler = signal.getsignal(signum)
+            if handler is None:  # set outside Python: it could not be put back
+                continue
+            before[signum] = handler
+            signal.signal(signum, lambda s, frame: arrived.setdefault(s, frame))
         yield
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
-        for signum, frame in arrived.items():
-            handler = before[signum]
-            if callable(handler):
-                handler(signum, frame)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(signum)
+        _deliver(list(arrived.items()), before)
+
+
+def _deliver(arrived: list, handlers: dict) -> None:
+    """Hand each (signal, frame) to its handler from before, every one even if one raises."""
+    if not arrived:
+        return
+    (signum, frame), rest = arrived[0], arrived[1:]
+    try:
+        handler = handlers[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
+    finally:
+        _deliver(rest, handlers)
 
 
 class Terminated(BaseException):
@@ -57,9 +67,9 @@ _ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasat
 
 @contextlib.contextmanager
 def unwinding(signals=_ENDING):
-    """Raise `Terminated` in the block when one of `signals` arrives, so `finally` clauses
-    run; when the block has unwound, hand the signal to the handler from before (for the
-    default handler: the process ends as it would have)."""
+    """Raise `Terminated` in the block when one of `signals` arrives while its default action
+    (ending the process) is in force, so `finally` clauses run; when the block has unwound,
+    raise the signal again, and the process ends as it would have."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -68,13 +78,13 @@ def unwinding(signals=_ENDING):
     def stop(signum, frame):
         raise Terminated(signum)
 
-    for signum in signals:
-        handler = signal.getsignal(signum)
-        if handler is None or handler == signal.SIG_IGN:  # not ours to change / nothing to do
-            continue
-        before[signum] = handler
-        signal.signal(signum, stop)
     try:
+        for signum in signals:
+            # only the default action ends the process mid-block; a Python handler runs as
+            # usual (if it raises, the block's cleanup runs; if it returns, the block goes on)
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                before[signum] = signal.SIG_DFL
+                signal.signal(signum, stop)
         yield
     except Terminated as e:
         arrived = e.signum
@@ -84,8 +94,4 @@ def unwinding(signals=_ENDING):
         for signum, handler in before.items():
             signal.signal(signum, handler)
     if arrived is not None:
-        handler = before[arrived]
-        if callable(handler):
-            handler(arrived, None)
-        else:
-            signal.raise_signal(arrived)
+        signal.raise_signal(arrived)

@@ -99,7 +99,11 @@ def cmd_train(args) -> int:
         except OSError as e:  # the disk filled or went read-only while training
             fd, rescue = tempfile.mkstemp(prefix="fastcnn-model-", suffix=".fcnn")
             os.close(fd)
-            save(model, rescue, metadata=metadata)
+            try:
+                save(model, rescue, metadata=metadata)
+            except BaseException:
+                os.unlink(rescue)
+                raise
             raise UserError(f"could not write {args.output} ({e.strerror or e}); the trained "
                             f"model is saved in {rescue} instead") from None
         print(f"saved the model to {args.output}")
@@ -107,9 +111,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import evaluate, load
+    from . import evaluate
 
-    model, meta = load(args.model, with_metadata=True)
+    model, meta = _load(args.model)
     spec = args.data or meta.get("dataset", "digits")
     _, _, x_test, y_test, name = _load_dataset(spec)
     _check_fits(args.model, model, meta, x_test, y_test, name)
@@ -172,6 +176,17 @@ def _read_image(path, shape):
     return np.array(a, dtype=np.float32)
 
 
+def _load(path):
+    """A saved model and its metadata, which must be a JSON object (save writes one)."""
+    from . import load
+
+    model, meta = load(path, with_metadata=True)
+    if not isinstance(meta, dict):
+        raise UserError(f"{path}: the model's metadata must be a JSON object, got "
+                        f"{type(meta).__name__}")
+    return model, meta
+
+
 def _input_shape(path, meta) -> tuple:
     """The (C, H, W) images a saved model takes, from its metadata."""
     shape = meta.get("input_shape")
@@ -182,9 +197,9 @@ def _input_shape(path, meta) -> tuple:
 
 
 def cmd_predict(args) -> int:
-    from . import load, predict
+    from . import predict
 
-    model, meta = load(args.model, with_metadata=True)
+    model, meta = _load(args.model)
     shape = _input_shape(args.model, meta)
     batch = np.stack([_read_image(p, shape) for p in args.images])
     probs = predict(model, batch)
@@ -196,12 +211,12 @@ def cmd_predict(args) -> int:
 
 
 def cmd_visualize(args) -> int:
-    from . import load, predict, viz
+    from . import predict, viz
     from .nn import Conv2d
 
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise UserError(f"--out must be a directory, got the file {args.out}")
-    model, meta = load(args.model, with_metadata=True)
+    model, meta = _load(args.model)
     image = _read_image(args.image, _input_shape(args.model, meta))
     conv = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
     pictures = []  # (file name, what it shows, function drawing it to a path)

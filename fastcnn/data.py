@@ -186,6 +186,7 @@ def load_digits(split="train", dtype=np.float32):
 _IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 MAX_IDX_BYTES = 1 << 32  # the data of one IDX file read by `read_idx`, at most 4 GiB
+_DEFLATE_RATIO = 1032  # deflate inflates one byte to at most this many
 _CHUNK = 1 << 24
 
 
@@ -267,16 +268,21 @@ def read_idx(path) -> np.ndarray:
                     raise ValueError(f"{path}: truncated IDX file: {what} needs {size} data "
                                      f"bytes, found {max(on_disk - header, 0)}")
             return _parse_idx(path, raw, present)
-        # gzip's last 4 bytes: the inflated size mod 2**32, known before inflating anything
-        raw.seek(max(on_disk - 4, 0))
-        inflated = int.from_bytes(raw.read(4), "little")
+        # gzip's trailer ends with the inflated size mod 2**32, maybe followed by zero
+        # padding (which gzip readers skip): known before inflating anything
+        raw.seek(max(on_disk - 4096, 0))
+        tail = raw.read()
         raw.seek(0)
+        ends = range(max(len(tail.rstrip(b"\0")), 4), len(tail) + 1)
+        trailers = {int.from_bytes(tail[e - 4:e], "little") for e in ends}
 
         def present(header, size, what):
-            if (header + size) % 2**32 != inflated:
+            total = header + size
+            if total > _DEFLATE_RATIO * on_disk or total % 2**32 not in trailers:
                 raise ValueError(f"{path}: corrupt or truncated gzip data: the IDX header "
-                                 f"declares {what} ({header + size} bytes in all), the gzip "
-                                 f"trailer {inflated} bytes (mod 2**32)")
+                                 f"declares {what} ({total} bytes in all), the gzip "
+                                 f"trailer {min(trailers)} bytes (mod 2**32) in "
+                                 f"{on_disk} compressed bytes")
         try:
             with gzip.GzipFile(fileobj=raw, mode="rb") as f:
                 return _parse_idx(path, f, present)

@@ -592,18 +592,17 @@ def batch_norm_backward(grad_y, x, mean, inv_std, weight=None, training=True):
         mean, inv_std: the statistics `batch_norm(..., return_stats=True)` returned.
 
     Returns:
-        (grad_x, grad_weight, grad_bias); the last two are None when weight is None. In
+        (grad_x, grad_weight, grad_bias); grad_weight is None when weight is None. In
         training the gradient also flows through the batch's mean and variance.
     """
     grad_y, x, mean, inv_std, weight, training = _args.batch_norm_backward_args(
         "batch_norm_backward", grad_y, x, mean, inv_std, weight, training)
     axes = (0,) + tuple(range(2, x.ndim))
     x_hat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)
-    grad_w = grad_b = None
+    grad_w, grad_b = None, grad_y.sum(axis=axes)
     grad_x_hat = grad_y
     if weight is not None:
         grad_w = (grad_y * x_hat).sum(axis=axes)
-        grad_b = grad_y.sum(axis=axes)
         grad_x_hat = grad_y * _per_channel(weight, x.ndim)
     if not training:
         return grad_x_hat * _per_channel(inv_std, x.ndim), grad_w, grad_b

@@ -183,9 +183,6 @@ def load(path, with_metadata: bool = False):
     header, data = _parse(read_regular(path, MAX_FILE_BYTES, "model file"), path)
     state = _arrays(header, data, path)
     metadata = header.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise FormatError(f"{path}: the metadata must be a JSON object, got "
-                          f"{type(metadata).__name__}")
     try:
         # the layers may hold no more elements than the file stores: a small file naming huge
         # layers is refused before they are allocated
@@ -196,41 +193,40 @@ def load(path, with_metadata: bool = False):
         model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise FormatError(f"{path}: the stored model does not rebuild: {e}") from None
-    _check_activations(model, metadata.get("input_shape"), path)
+    if isinstance(metadata, dict):
+        _check_activations(model, metadata.get("input_shape"), path)
     model.eval()
     return (model, metadata) if with_metadata else model
 
 
 def _check_activations(model, input_shape, path) -> None:
-    """With a stored input shape, the layers' outputs for one image must fit it and stay
-    within MAX_ACTIVATION_ELEMENTS each: a few bytes of architecture (a padding of 8000) must
-    not make the first prediction allocate gigabytes."""
-    if input_shape is None:
-        return
-    if not (isinstance(input_shape, list) and len(input_shape) == 3
+    """With a stored input shape (a list of sizes, the batch left out), each layer's output
+    for one such input must stay within MAX_ACTIVATION_ELEMENTS: a few bytes of architecture
+    (a padding of 8000) must not make the first prediction allocate gigabytes. Metadata is
+    the user's: a shape the model does not take is not checked, and not an error here."""
+    if not (isinstance(input_shape, list) and input_shape
             and all(type(d) is int and d >= 1 for d in input_shape)):
-        raise FormatError(f"{path}: the stored input_shape must be [C, H, W] of positive ints, "
-                          f"got {input_shape!r}")
-    try:
-        _bounded_shape(model, (1, *input_shape), "")
-    except NotImplementedError:  # a layer of the user's own: its sizes are not known
         return
-    except ValueError as e:
-        raise FormatError(f"{path}: the model cannot run on the images its metadata names "
-                          f"({input_shape}): {e}") from None
+    try:
+        _bounded_shape(model, (1, *input_shape), "", path)
+    except FormatError:
+        raise
+    except (NotImplementedError, ValueError):  # a layer of the user's own, or another input
+        return
 
 
-def _bounded_shape(module, shape: tuple, name: str) -> tuple:
+def _bounded_shape(module, shape: tuple, name: str, path) -> tuple:
     """module.output_shape(shape), checking each layer of a Sequential on the way."""
     from .nn import Sequential
 
     if isinstance(module, Sequential):
         for child_name, child in module._modules.items():
-            shape = _bounded_shape(child, shape, f"{name}.{child_name}" if name else child_name)
+            shape = _bounded_shape(child, shape, f"{name}.{child_name}" if name else child_name,
+                                   path)
         return shape
     shape = module.output_shape(shape)
     if math.prod(shape) > MAX_ACTIVATION_ELEMENTS:
-        raise ValueError(f"layer {name or type(module).__name__} would give "
-                         f"{math.prod(shape):,} values for one image, more than the "
-                         f"{MAX_ACTIVATION_ELEMENTS:,} allowed")
+        raise FormatError(f"{path}: layer {name or type(module).__name__} would give "
+                          f"{math.prod(shape):,} values for one input of the stored "
+                          f"input_shape, more than the {MAX_ACTIVATION_ELEMENTS:,} allowed")
     return shape

@@ -436,10 +436,10 @@ def batch_norm_backward(grad_y, x, mean, inv_std, weight=None, training=True):
     shape = (1, -1) + (1,) * (x.ndim - 2)
     axes = (0,) + tuple(range(2, x.ndim))
     x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-    grad_w = grad_b = None
+    grad_w, grad_b = None, grad_y.sum(axis=axes)
     scale = inv_std.reshape(shape)
     if weight is not None:
-        grad_w, grad_b = (grad_y * x_hat).sum(axis=axes), grad_y.sum(axis=axes)
+        grad_w = (grad_y * x_hat).sum(axis=axes)
         scale = scale * weight.reshape(shape)
     if not training:
         return grad_y * scale, grad_w, grad_b

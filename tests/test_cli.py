@@ -168,6 +168,9 @@ def test_hostile_and_mismatched_inputs_are_one_line_errors(model_file, tmp_path)
                        str(png)), "--out must be a directory, got the file")
     one_line_error(run("evaluate", str(model_file), "--data", str(_mnist(tmp_path / "m"))),
                    "does not fit the MNIST from")
+    listed = tmp_path / "listed.fcnn"
+    fastcnn.save(fastcnn.default_cnn(rng=0), listed, metadata=[1, 8, 8])
+    one_line_error(run("predict", str(listed), str(png)), "metadata must be a JSON object")
 
 
 def test_train_refuses_an_output_folder_that_does_not_exist_before_training(tmp_path):

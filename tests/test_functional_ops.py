@@ -183,6 +183,15 @@ def test_batch_norm_gradients_match_finite_differences():
     np.testing.assert_allclose(gb, gy.sum(axis=(0, 2, 3)), rtol=1e-12)
 
 
+def test_batch_norm_backward_gives_the_bias_gradient_without_a_weight():
+    x, _, _, _, _, gy = _bn_inputs(6, (3, 2, 2, 2), np.float64)
+    y, mean, inv_std = F.batch_norm(x, None, None, training=True, return_stats=True)
+    for module in (F, R):
+        _, grad_w, grad_b = module.batch_norm_backward(gy, x, mean, inv_std, None, True)
+        assert grad_w is None
+        np.testing.assert_allclose(grad_b, gy.sum(axis=(0, 2, 3)))
+
+
 def test_batch_norm_updates_the_running_statistics_in_place_with_the_unbiased_variance():
     x = np.arange(8.0).reshape(4, 2, 1, 1)
     rm, rv = np.zeros(2), np.ones(2)
